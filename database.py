@@ -1,0 +1,100 @@
+"""SQLite connections: how they are opened, how the schema is applied, how writes begin.
+
+A connection belongs to the thread that opened it. Handlers never touch one on
+the event loop: they pass a unit of work to `Database.run`, which opens a
+connection in a worker thread, hands it to the work and closes it afterwards.
+"""
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+SCHEMA_PATH = Path(__file__).with_name("schema.sql")
+# Bump this, and teach `apply_schema` the step, when schema.sql changes shape.
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+
+T = TypeVar("T")
+
+
+def utc_now() -> str:
+    """Now as UTC ISO-8601 text with microseconds and offset; it sorts as text."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open a connection with foreign keys on, Row results and a busy timeout.
+
+    The connection is in autocommit mode: writes group their statements with
+    `write_transaction`, reads see the latest committed state.
+    """
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # WAL makes a commit durable against a crashed process without an fsync
+    # per commit; only a power cut can lose the last commits.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in one transaction that holds the write lock from its start.
+
+    BEGIN IMMEDIATE takes the lock up front, so two writers queue on the busy
+    timeout instead of failing halfway when both try to upgrade a read.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def apply_schema(path: str | Path) -> None:
+    """Create the database file and folder if needed and bring the schema up to date."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        # The journal mode is stored in the file, so setting it once is enough.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(SCHEMA_PATH.read_text())
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database {path} has schema version {version}, newer than this "
+                f"Privia's {SCHEMA_VERSION}; run a newer Privia against it"
+            )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    finally:
+        conn.close()
+
+
+class Database:
+    """Where the database lives, and a way to run work on it off the event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+    def run_sync(self, work: Callable[..., T], *args: object) -> T:
+        """Call work(conn, *args) on a fresh connection in this thread."""
+        conn = connect(self.path)
+        try:
+            return work(conn, *args)
+        finally:
+            conn.close()
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """Call work(conn, *args) in a worker thread, so the event loop never waits."""
+        return await run_in_threadpool(self.run_sync, work, *args)

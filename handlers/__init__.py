@@ -1,0 +1,1 @@
+"""Privia's routes, one module per area; `privia.py` lists them."""

@@ -1,0 +1,40 @@
+"""Health: /api/health, for load balancers, uptime checks and people."""
+
+import logging
+import sqlite3
+import time
+from datetime import datetime, timezone
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from settings import VERSION
+
+log = logging.getLogger("privia.health")
+
+
+def check_database(conn: sqlite3.Connection) -> None:
+    """Read the schema table; raises sqlite3.Error when the database is unusable."""
+    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+
+
+async def health(request: Request) -> JSONResponse:
+    """Say whether Privia and its database are up."""
+    state = request.app.state
+    try:
+        await state.db.run(check_database)
+        database = "ok"
+    except sqlite3.Error as error:
+        log.warning("health check cannot read the database: %s", error)
+        database = "unavailable"
+
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "version": VERSION,
+        "env": state.settings.env,
+        "uptime": round(time.monotonic() - state.started, 3),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "database": database,
+        "engine": state.engine.name,
+    }
+    return JSONResponse(body, status_code=200 if database == "ok" else 503)

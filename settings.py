@@ -1,0 +1,78 @@
+"""Privia's settings: every environment variable it reads, in one table.
+
+Values come from the process environment, then from a `.env` file in the
+working directory when there is one. Each is cast once, here.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database: Path = Path("data/privia.db")
+    # None means: use the key kept beside the database, creating it once.
+    secret_key: str | None = field(default=None, repr=False)
+    token_ttl_seconds: int = 24 * 3600
+    allowed_origins: tuple[str, ...] = ("http://localhost:3000",)
+    oauth_secret: str = field(default="", repr=False)
+    engine: str = "stub"
+    stub_delay_ms: int = 0
+    history_messages: int = 20
+    conversation_cooldown_seconds: float = 3.0
+    password_rounds: int = 600_000
+    max_question_chars: int = 32_000
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings(env_file: str | Path = ".env") -> Settings:
+    """Read the settings from the environment and the optional .env file."""
+    config = Config(env_file if Path(env_file).is_file() else None)
+    defaults = Settings()
+    return Settings(
+        env=config("ENV", default=defaults.env),
+        host=config("HOST", default=defaults.host),
+        port=config("PORT", cast=int, default=defaults.port),
+        database=config("PRIVIA_DATABASE", cast=Path, default=defaults.database),
+        secret_key=config("PRIVIA_SECRET_KEY", default=None) or None,
+        token_ttl_seconds=config(
+            "PRIVIA_TOKEN_TTL_SECONDS", cast=int, default=defaults.token_ttl_seconds
+        ),
+        allowed_origins=tuple(
+            config(
+                "PRIVIA_ALLOWED_ORIGINS",
+                cast=CommaSeparatedStrings,
+                default=",".join(defaults.allowed_origins),
+            )
+        ),
+        oauth_secret=config("PRIVIA_OAUTH_SECRET", default=""),
+        engine=config("PRIVIA_ENGINE", default=defaults.engine),
+        stub_delay_ms=config(
+            "PRIVIA_STUB_DELAY_MS", cast=int, default=defaults.stub_delay_ms
+        ),
+        history_messages=config(
+            "PRIVIA_HISTORY_MESSAGES", cast=int, default=defaults.history_messages
+        ),
+        conversation_cooldown_seconds=config(
+            "PRIVIA_CONVERSATION_COOLDOWN_SECONDS",
+            cast=float,
+            default=defaults.conversation_cooldown_seconds,
+        ),
+        password_rounds=config(
+            "PRIVIA_PASSWORD_ROUNDS", cast=int, default=defaults.password_rounds
+        ),
+        max_question_chars=config(
+            "PRIVIA_MAX_QUESTION_CHARS", cast=int, default=defaults.max_question_chars
+        ),
+    )

@@ -1,0 +1,263 @@
+import sqlite3
+import time
+
+import jwt
+import pytest
+
+from conftest import PASSWORD
+from passwords import PasswordHasher
+
+OAUTH_SECRET = "shared-with-the-frontend"
+
+
+def test_signup_creates_member(client, settings):
+    body = {"email": "  Ada@Example.COM ", "password": PASSWORD, "full_name": "Ada"}
+    response = client.post("/api/auth/signup", json=body)
+
+    assert response.status_code == 201
+    user = response.json()
+    assert set(user) == {"id", "email", "full_name", "role"}
+    assert user["email"] == "ada@example.com"
+    assert user["role"] == "member"
+    with sqlite3.connect(settings.database) as conn:
+        stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith("$pbkdf2-sha256$") and PASSWORD not in stored
+
+
+def test_signup_twice_is_refused_whatever_the_case(client, auth):
+    auth.signup(email="ada@example.com")
+    body = {"email": "ADA@example.com", "password": PASSWORD}
+    response = client.post("/api/auth/signup", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Email already registered"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"password": PASSWORD},
+        {"email": "ada@example.com"},
+        {"email": "not-an-email", "password": PASSWORD},
+        {"email": "ada@example", "password": PASSWORD},
+        {"email": "ada@example.com", "password": "short"},
+        {"email": 42, "password": PASSWORD},
+        {"email": "ada@example.com", "password": ["x"] * 8},
+        {"email": "ada@example.com", "password": PASSWORD, "full_name": 7},
+        {"email": "ada@example.com", "password": "x" * 2000},
+    ],
+)
+def test_signup_rejects_bad_input(client, body):
+    response = client.post("/api/auth/signup", json=body)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe"]
+)
+def test_signup_rejects_bodies_that_are_not_objects(client, raw):
+    response = client.post(
+        "/api/auth/signup", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+def test_login_with_multipart_form(client, auth):
+    auth.signup()
+    response = client.post(
+        "/api/auth/login",
+        files={"username": (None, "ada@example.com"), "password": (None, PASSWORD)},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["token_type"] == "bearer"
+
+
+def test_login_with_urlencoded_form(client, auth):
+    user = auth.signup()
+    response = client.post(
+        "/api/auth/login", data={"username": "ADA@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    assert response.json()["user"] == user
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_login_token_carries_the_claims(client, auth, settings):
+    user = auth.signup()
+    token = auth.login()
+    claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"])
+    assert claims["sub"] == user["id"]
+    assert claims["email"] == "ada@example.com"
+    assert claims["exp"] - claims["iat"] == settings.token_ttl_seconds
+
+
+@pytest.mark.parametrize(
+    "email, password",
+    [("ada@example.com", "wrong password"), ("nobody@example.com", PASSWORD)],
+)
+def test_login_failure_says_the_same_for_email_and_password(client, auth, email, password):
+    auth.signup()
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Invalid email or password"}
+
+
+def test_login_without_fields_is_422(client):
+    response = client.post("/api/auth/login", data={"username": "ada@example.com"})
+    assert response.status_code == 422
+
+
+def test_login_upgrades_a_weaker_hash(client, auth, settings):
+    auth.signup()
+    weak = PasswordHasher(rounds=500).hash(PASSWORD)
+    with sqlite3.connect(settings.database) as conn:
+        conn.execute("UPDATE users SET password_hash = ?", (weak,))
+
+    auth.login()
+
+    with sqlite3.connect(settings.database) as conn:
+        stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith(f"$pbkdf2-sha256${settings.password_rounds}$")
+    auth.login()
+
+
+def test_me_returns_the_profile(client, headers):
+    response = client.get("/api/auth/me", headers=headers)
+    assert response.status_code == 200
+    assert response.json() | {"id": None} == {
+        "id": None,
+        "email": "ada@example.com",
+        "full_name": "Ada",
+        "role": "member",
+        "provider": None,
+        "avatar_url": None,
+    }
+
+
+def test_me_accepts_the_auth_token_cookie(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+    assert client.get("/api/auth/me").status_code == 200
+
+
+def forged_tokens(settings, user_id):
+    now = int(time.time())
+    good = {"sub": user_id, "iat": now, "exp": now + 60}
+    key = settings.secret_key
+    return {
+        "other key": jwt.encode(good, "another-key-of-sufficient-length!!", "HS256"),
+        "expired": jwt.encode(good | {"exp": now - 10}, key, "HS256"),
+        "no exp": jwt.encode({"sub": user_id}, key, "HS256"),
+        "no sub": jwt.encode({"exp": now + 60}, key, "HS256"),
+        "alg none": jwt.encode(good, None, "none"),
+        "HS512": jwt.encode(good, key + "-padding-to-64-bytes-for-hs512-xxxxxxx", "HS512"),
+        "garbage": "not.a.token",
+        "deleted user": jwt.encode(good | {"sub": "no-such-user"}, key, "HS256"),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["other key", "expired", "no exp", "no sub", "alg none", "HS512", "garbage", "deleted user"],
+)
+def test_me_rejects_bad_tokens(client, auth, settings, kind):
+    user = auth.signup()
+    token = forged_tokens(settings, user["id"])[kind]
+    response = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_me_without_token_is_401(client):
+    response = client.get("/api/auth/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.fixture
+def oauth_settings(settings):
+    from dataclasses import replace
+
+    return replace(settings, oauth_secret=OAUTH_SECRET)
+
+
+@pytest.fixture
+def oauth_client(oauth_settings, engine):
+    from starlette.testclient import TestClient
+
+    from privia import create_app
+
+    with TestClient(create_app(oauth_settings, engine)) as client:
+        yield client
+
+
+def oauth(client, secret=OAUTH_SECRET, **fields):
+    body = {
+        "provider": "github",
+        "provider_account_id": 1234,
+        "email": "Grace@Example.com",
+        "full_name": "Grace",
+        "avatar_url": "https://avatars.example.com/grace.png",
+    } | fields
+    return client.post(
+        "/api/auth/oauth", json=body, headers={"X-Privia-OAuth-Secret": secret}
+    )
+
+
+def test_oauth_is_off_until_configured(client):
+    response = oauth(client)
+    assert response.status_code == 403
+    assert "PRIVIA_OAUTH_SECRET" in response.json()["detail"]
+
+
+def test_oauth_needs_the_shared_secret(oauth_client):
+    assert oauth(oauth_client, secret="guess").status_code == 403
+
+
+def test_oauth_creates_then_finds_the_user(oauth_client, oauth_settings):
+    first = oauth(oauth_client)
+    assert first.status_code == 200
+    user = first.json()["user"]
+    assert user["email"] == "grace@example.com"
+
+    second = oauth(oauth_client, email="changed@example.com")
+    assert second.json()["user"]["id"] == user["id"]
+
+    token = second.json()["access_token"]
+    me = oauth_client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["provider"] == "github"
+    assert me.json()["avatar_url"] == "https://avatars.example.com/grace.png"
+    with sqlite3.connect(oauth_settings.database) as conn:
+        assert conn.execute("SELECT password_hash FROM users").fetchone()[0] == ""
+
+
+def test_oauth_links_an_existing_email_and_keeps_password_login(oauth_client):
+    body = {"email": "grace@example.com", "password": PASSWORD}
+    created = oauth_client.post("/api/auth/signup", json=body).json()
+
+    linked = oauth(oauth_client, provider="google", provider_account_id="g-1")
+    assert linked.json()["user"]["id"] == created["id"]
+    assert oauth_client.post("/api/auth/login", json=body).status_code == 200
+
+
+def test_oauth_account_cannot_log_in_with_a_password(oauth_client):
+    oauth(oauth_client)
+    body = {"email": "grace@example.com", "password": ""}
+    assert oauth_client.post("/api/auth/login", json=body).status_code == 400
+    body["password"] = "anything-at-all"
+    assert oauth_client.post("/api/auth/login", json=body).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"provider": "myspace"},
+        {"provider_account_id": None},
+        {"email": "nope"},
+        {"avatar_url": 5},
+    ],
+)
+def test_oauth_rejects_bad_input(oauth_client, fields):
+    assert oauth(oauth_client, **fields).status_code == 422

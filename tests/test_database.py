@@ -1,0 +1,90 @@
+import sqlite3
+import stat
+from datetime import datetime
+
+import pytest
+
+from database import SCHEMA_VERSION, apply_schema, connect, utc_now
+from tokens import load_or_create_secret
+
+
+def test_schema_applies_twice_and_records_its_version(tmp_path):
+    path = tmp_path / "nested" / "privia.db"
+    apply_schema(path)
+    apply_schema(path)
+
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    conn.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "privia.db"
+    apply_schema(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        apply_schema(path)
+
+
+def seed(conn):
+    conn.execute("INSERT INTO users (id, email) VALUES ('u', 'u@example.com')")
+    for conversation_id, status in (("c1", "empty"), ("c2", "active")):
+        conn.execute(
+            "INSERT INTO conversations (id, user_id, title, status, created_at, updated_at)"
+            " VALUES (?, 'u', 't', ?, '', '')",
+            (conversation_id, status),
+        )
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, role, content, timestamp)"
+        " VALUES ('m', 'c2', 'user', 'hi', '')"
+    )
+
+
+def test_one_empty_conversation_per_user(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    conn = connect(tmp_path / "p.db")
+    seed(conn)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO conversations (id, user_id, title, created_at, updated_at)"
+            " VALUES ('c3', 'u', 't', '', '')"
+        )
+
+
+def test_deletes_cascade(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    conn = connect(tmp_path / "p.db")
+    seed(conn)
+    conn.execute("DELETE FROM users WHERE id = 'u'")
+    assert conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+
+
+def test_messages_need_a_conversation(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    conn = connect(tmp_path / "p.db")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, role, content, timestamp)"
+            " VALUES ('m', 'nope', 'user', 'hi', '')"
+        )
+
+
+def test_timestamps_sort_as_text_and_carry_an_offset():
+    first, second = utc_now(), utc_now()
+    assert first <= second
+    parsed = datetime.fromisoformat(first)
+    assert parsed.utcoffset().total_seconds() == 0
+    assert len(first) == len("2026-01-01T00:00:00.000000+00:00")
+
+
+def test_secret_key_is_made_once_and_kept_private(tmp_path):
+    path = tmp_path / "keys" / "secret_key"
+    key = load_or_create_secret(path)
+    assert load_or_create_secret(path) == key
+    assert len(key) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

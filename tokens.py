@@ -1,0 +1,65 @@
+"""Access tokens: HS256 JWTs, and the signing key they are made with."""
+
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+import jwt
+
+ALGORITHM = "HS256"
+
+log = logging.getLogger("privia.tokens")
+
+
+class TokenError(Exception):
+    """The token is missing a claim, expired, forged or not a JWT; the API says 401."""
+
+
+def issue_token(user_id: str, email: str, secret: str, ttl_seconds: int) -> str:
+    """Return a signed token naming the user, valid for ttl_seconds."""
+    now = int(time.time())
+    claims = {"sub": user_id, "email": email, "iat": now, "exp": now + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(token: str, secret: str) -> dict:
+    """Return the token's claims, or raise TokenError for any fault at all."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.PyJWTError as error:
+        raise TokenError(str(error)) from None
+    if not isinstance(claims.get("sub"), str):
+        raise TokenError("the sub claim is not a string")
+    return claims
+
+
+def load_or_create_secret(path: Path) -> str:
+    """Return the signing key kept at path, creating it (owner-only) the first time."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Write a private file, then link it into place: link refuses to replace
+    # an existing file, so when two processes start at once both end up with
+    # the key of whichever linked first, and nobody reads a half-written one.
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        draft.unlink()
+    log.info("generated a signing key and kept it in %s (readable by its owner only)", path)
+    return key
