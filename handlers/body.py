@@ -18,7 +18,9 @@ async def read_json_object(request: Request, *, optional: bool = False) -> dict:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError covers bad syntax and bad UTF-8; RecursionError, nesting
+        # too deep for the parser.
         raise invalid("Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")

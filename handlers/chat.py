@@ -445,17 +445,22 @@ class ChatSession:
             self.answering = asyncio.create_task(self.answer(frame))
 
     def parse(self, raw: str | bytes) -> dict:
-        """A frame is a JSON object, or plain text taken as the question."""
+        """A frame is a JSON object, or plain text taken as the question.
+
+        Text that starts with "{" is meant as JSON, so it must parse as JSON.
+        """
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode()
             except UnicodeDecodeError:
                 raise SocketError("Frames must be UTF-8 text") from None
-        if raw.lstrip().startswith(("{", "[")):
+        if raw.lstrip().startswith("{"):
             try:
                 frame = json.loads(raw)
             except ValueError:
                 raise SocketError("Frame is not valid JSON") from None
+            except RecursionError:
+                raise SocketError("Frame is nested too deeply") from None
             if not isinstance(frame, dict):
                 raise SocketError("Frame must be a JSON object")
             return frame

@@ -6,6 +6,7 @@ first: an unknown id and another user's conversation look the same, 404.
 """
 
 import logging
+import math
 import sqlite3
 import uuid
 from datetime import datetime, timezone
@@ -175,7 +176,7 @@ def create_for_user(
                 raise HTTPException(
                     429,
                     "Conversations are being created too fast; try again shortly",
-                    headers={"Retry-After": str(max(1, round(remaining)))},
+                    headers={"Retry-After": str(math.ceil(remaining))},
                 )
 
         created = insert_conversation(conn, user_id, title)

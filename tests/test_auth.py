@@ -53,7 +53,8 @@ def test_signup_rejects_bad_input(client, body):
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe"]
+    "raw",
+    [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe", b'{"a":' + b"[" * 100_000],
 )
 def test_signup_rejects_bodies_that_are_not_objects(client, raw):
     response = client.post(

@@ -280,6 +280,13 @@ def test_socket_takes_plain_text_and_a_header_token(client, headers):
         assert receive_until_done(ws)[-1]["type"] == "done"
 
 
+def test_socket_takes_text_that_only_looks_like_json_as_a_question(client, headers, engine):
+    with client.websocket_connect("/api/ws/chat", headers=headers) as ws:
+        ws.send_text("[citation needed] what is this?")
+        assert receive_until_done(ws)[-1]["type"] == "done"
+    assert engine.calls[0][0] == "[citation needed] what is this?"
+
+
 def test_socket_takes_the_cookie(client, auth):
     auth.signup()
     client.cookies.set("auth-token", auth.login())
