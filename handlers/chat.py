@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import anyio
 from starlette.exceptions import HTTPException
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -105,6 +106,7 @@ class Exchange:
     """A question stored and ready for the engine."""
 
     conversation_id: str
+    question: str
     history: list[Turn]
 
 
@@ -134,7 +136,7 @@ def store_question(
         history = list_recent_turns(conn, conversation_id, history_limit)
         insert_message(conn, conversation_id, "user", question)
         mark_asked(conn, conversation_id, title_from(question))
-    return Exchange(conversation_id, history)
+    return Exchange(conversation_id, question, history)
 
 
 def store_reply(conn: sqlite3.Connection, conversation_id: str, content: str) -> str | None:
@@ -231,18 +233,26 @@ async def save_reply(db: Database, conversation_id: str, text: str) -> str | Non
         return await db.run(store_reply, conversation_id, text)
 
 
-async def read_question(request: Request) -> tuple[str, str | None]:
-    body = await read_json_object(request)
-    return parse_question(body, request.app.state.settings.max_question_chars)
+async def begin_exchange(state: State, user_id: str, body: dict) -> Exchange:
+    """Check a chat request's {question, conversation_id?} and store the question.
 
-
-def parse_question(body: dict, max_chars: int) -> tuple[str, str | None]:
-    """The question and optional conversation id of a chat request; 422 if wrong."""
-    question = text_field(body, "question", strip=False, max_length=max_chars)
+    Raises 422 for a bad body and 404 for a conversation that is not the user's.
+    """
+    settings = state.settings
+    question = text_field(
+        body, "question", strip=False, max_length=settings.max_question_chars
+    )
     if not question.strip():
         raise HTTPException(422, "Field 'question' must not be empty")
     conversation_id = text_field(body, "conversation_id", required=False, max_length=64)
-    return question, conversation_id or None
+
+    return await state.db.run(
+        store_question,
+        user_id,
+        conversation_id or None,
+        question,
+        settings.history_messages,
+    )
 
 
 # POST /api/query
@@ -251,17 +261,11 @@ def parse_question(body: dict, max_chars: int) -> tuple[str, str | None]:
 async def answer_question(request: Request) -> JSONResponse:
     """Answer a question with the whole reply in one JSON body."""
     user_id = authenticated_user_id(request)
-    question, conversation_id = await read_question(request)
+    body = await read_json_object(request)
     state = request.app.state
 
-    exchange = await state.db.run(
-        store_question,
-        user_id,
-        conversation_id,
-        question,
-        state.settings.history_messages,
-    )
-    reply = state.engine.reply(question, exchange.history)
+    exchange = await begin_exchange(state, user_id, body)
+    reply = state.engine.reply(exchange.question, exchange.history)
     pump = ReplyPump(reply)
     item = await pump.next()
     while isinstance(item, str):
@@ -321,27 +325,21 @@ class EventStreamResponse(StreamingResponse):
 async def stream_reply(request: Request) -> EventStreamResponse:
     """Answer a question as Server-Sent Events: a chunk per event, then done."""
     user_id = authenticated_user_id(request)
-    question, conversation_id = await read_question(request)
+    body = await read_json_object(request)
     state = request.app.state
 
     # Everything that can fail with an HTTP status happens before the stream starts.
-    exchange = await state.db.run(
-        store_question,
-        user_id,
-        conversation_id,
-        question,
-        state.settings.history_messages,
-    )
-    events = reply_events(state.db, state.engine, exchange, question)
+    exchange = await begin_exchange(state, user_id, body)
+    events = reply_events(state.db, state.engine, exchange)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return EventStreamResponse(events, headers=headers)
 
 
-async def reply_events(db: Database, engine: Engine, exchange: Exchange, question: str):
+async def reply_events(db: Database, engine: Engine, exchange: Exchange):
     """Yield the reply's events; store the reply however the stream ends."""
     started = time.monotonic()
     conversation_id = exchange.conversation_id
-    reply = engine.reply(question, exchange.history)
+    reply = engine.reply(exchange.question, exchange.history)
     pump = ReplyPump(reply)
     outcome = "disconnected"
     log.info("stream started in conversation %s", conversation_id)
@@ -485,22 +483,13 @@ class ChatSession:
         """Store the question, stream the reply, store it, say done."""
         db: Database = self.state.db
         try:
-            question, conversation_id = parse_question(
-                frame, self.state.settings.max_question_chars
-            )
-            exchange = await db.run(
-                store_question,
-                self.user_id,
-                conversation_id,
-                question,
-                self.state.settings.history_messages,
-            )
+            exchange = await begin_exchange(self.state, self.user_id, frame)
         except HTTPException as error:
             await self.send({"type": "error", "content": error.detail})
             return
 
         started = time.monotonic()
-        reply = self.state.engine.reply(question, exchange.history)
+        reply = self.state.engine.reply(exchange.question, exchange.history)
         self.stopped = False
         self.pump = pump = ReplyPump(reply)
         log.info("socket reply started in conversation %s", exchange.conversation_id)
