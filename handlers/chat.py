@@ -204,9 +204,11 @@ class ReplyPump:
         """The next chunk, END, a _Failed, or KEEPALIVE after timeout seconds of silence."""
         if not self._queue.empty():
             return self._queue.get_nowait()
+        # asyncio.timeout, unlike wait_for, needs no extra task per chunk.
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
             return KEEPALIVE
 
     async def stop(self) -> None:

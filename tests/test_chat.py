@@ -188,6 +188,20 @@ def test_stream_engine_failure_sends_an_error_event(client, headers, settings):
     assert stored_messages(settings)[-1] == ("assistant", "half way ")
 
 
+@pytest.mark.parametrize("engine", [ScriptedEngine(["slow ", "reply"], delay=0.3)])
+def test_stream_sends_keepalives_while_the_engine_is_silent(
+    client, headers, monkeypatch
+):
+    import handlers.chat
+
+    monkeypatch.setattr(handlers.chat, "KEEPALIVE_SECONDS", 0.05)
+    text = stream(client, headers).text
+
+    assert ": keep-alive\n\n" in text
+    chunks = [data for kind, data in parse_events(text) if kind == "message"]
+    assert chunks == ["slow ", "reply"]
+
+
 def test_stream_needs_a_token(client):
     assert client.post("/api/stream", json={"question": "Hi"}).status_code == 401
 
