@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import unquote_plus
 
 import anyio
 import uvicorn
@@ -39,14 +40,24 @@ MIN_PRODUCTION_SECRET_BYTES = 32
 
 
 class RedactTokens(logging.Filter):
-    """Hide `token=` query values in uvicorn's lines: WebSocket clients put one there."""
+    """Hide `token` query values in uvicorn's lines: WebSocket clients put one there.
 
-    pattern = re.compile(r"([?&]token=)[^&\s\"]*")
+    The key is matched after percent-decoding, as Starlette reads it, so
+    `%74oken=...` is hidden too.
+    """
+
+    parameter = re.compile(r"([?&])([^=&\s\"]*)=([^&\s\"]*)")
+
+    def redact(self, match: re.Match) -> str:
+        separator, key, _ = match.groups()
+        if unquote_plus(key).lower() != "token":
+            return match.group(0)
+        return f"{separator}{key}=[redacted]"
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                self.pattern.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                self.parameter.sub(self.redact, arg) if isinstance(arg, str) else arg
                 for arg in record.args
             )
         return True

@@ -9,6 +9,8 @@ from pathlib import Path
 import jwt
 
 ALGORITHM = "HS256"
+# A generated key is 64 characters; a kept key shorter than this was cut or edited.
+MIN_KEPT_KEY_LENGTH = 32
 
 log = logging.getLogger("privia.tokens")
 
@@ -40,10 +42,20 @@ def decode_token(token: str, secret: str) -> dict:
     return claims
 
 
+def checked_key(path: Path, key: str) -> str:
+    """Refuse a kept key too short to be safe, such as an emptied file."""
+    if len(key) < MIN_KEPT_KEY_LENGTH:
+        raise RuntimeError(
+            f"the signing key in {path} is {len(key)} characters long; delete the "
+            "file to have a new one made (tokens made with the old key stop working)"
+        )
+    return key
+
+
 def load_or_create_secret(path: Path) -> str:
     """Return the signing key kept at path, creating it (owner-only) the first time."""
     try:
-        return path.read_text().strip()
+        return checked_key(path, path.read_text().strip())
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +70,7 @@ def load_or_create_secret(path: Path) -> str:
     try:
         os.link(draft, path)
     except FileExistsError:
-        return path.read_text().strip()
+        return checked_key(path, path.read_text().strip())
     finally:
         draft.unlink()
     log.info("generated a signing key and kept it in %s (readable by its owner only)", path)

@@ -198,7 +198,7 @@ def token_response(request: Request, user: sqlite3.Row) -> JSONResponse:
 
 async def read_credentials(request: Request) -> tuple[str, str]:
     """Email and password from a form (username, password) or JSON (email, password)."""
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         async with request.form(max_files=0) as form:
             body = {key: value for key, value in form.items() if isinstance(value, str)}

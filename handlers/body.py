@@ -44,6 +44,12 @@ def text_field(
         return None
     if not isinstance(value, str):
         raise invalid(f"Field '{name}' must be a string")
+    try:
+        # JSON can spell a lone UTF-16 surrogate ("\ud800"), which no UTF-8
+        # text, and so no database row, can hold.
+        value.encode()
+    except UnicodeEncodeError:
+        raise invalid(f"Field '{name}' is not valid Unicode text") from None
     if strip:
         value = value.strip()
     if len(value) < min_length:

@@ -44,6 +44,7 @@ log = logging.getLogger("privia.chat")
 TITLE_LENGTH = 40
 KEEPALIVE_SECONDS = 15.0
 ENGINE_FAILED = "The engine failed while writing the reply"
+BUSY = 'A reply is already being written; send {"type": "stop"} to stop it first'
 
 
 # Queries
@@ -174,15 +175,18 @@ class ReplyPump:
     so whatever happens, what the engine wrote can be stored.
     """
 
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
+    def __init__(self, engine: Engine, exchange: Exchange) -> None:
+        self.engine_name = engine.name
+        self.reply: Reply | None = None
         self.parts: list[str] = []
         self._queue: asyncio.Queue = asyncio.Queue()
         self._finished = False
-        self._task = asyncio.create_task(self._pump())
+        self._task = asyncio.create_task(self._pump(engine, exchange))
 
-    async def _pump(self) -> None:
+    async def _pump(self, engine: Engine, exchange: Exchange) -> None:
         try:
+            # Inside the try: an engine that fails to start fails like any other.
+            self.reply = engine.reply(exchange.question, exchange.history)
             async for chunk in self.reply:
                 self.parts.append(chunk)
                 self._queue.put_nowait(chunk)
@@ -197,7 +201,8 @@ class ReplyPump:
     async def _finish(self) -> None:
         if not self._finished:
             self._finished = True
-            await self.reply.aclose()
+            if self.reply is not None:
+                await self.reply.aclose()
             self._queue.put_nowait(END)
 
     async def next(self, timeout: float | None = None) -> object:
@@ -223,6 +228,10 @@ class ReplyPump:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def metadata(self) -> dict:
+        """The reply's metadata; the engine's name as mode if it never started."""
+        return (self.reply or Reply(mode=self.engine_name)).metadata()
+
 
 def failure_message(error: Exception) -> str:
     """What a client is told about an engine failure; EngineError text is meant for it."""
@@ -230,7 +239,13 @@ def failure_message(error: Exception) -> str:
 
 
 async def save_reply(db: Database, conversation_id: str, text: str) -> str | None:
-    """Store the reply even while the surrounding task is being cancelled."""
+    """Store the reply even while the surrounding task is being cancelled.
+
+    An empty reply (stopped or failed before its first chunk) is not stored: it
+    would only reach the engine later as a blank turn of history.
+    """
+    if not text:
+        return None
     with anyio.CancelScope(shield=True):
         return await db.run(store_reply, conversation_id, text)
 
@@ -267,8 +282,7 @@ async def answer_question(request: Request) -> JSONResponse:
     state = request.app.state
 
     exchange = await begin_exchange(state, user_id, body)
-    reply = state.engine.reply(exchange.question, exchange.history)
-    pump = ReplyPump(reply)
+    pump = ReplyPump(state.engine, exchange)
     item = await pump.next()
     while isinstance(item, str):
         item = await pump.next()
@@ -282,7 +296,7 @@ async def answer_question(request: Request) -> JSONResponse:
             "conversation_id": exchange.conversation_id,
             "message_id": message_id,
         }
-        | reply.metadata()
+        | pump.metadata()
     )
 
 
@@ -341,8 +355,7 @@ async def reply_events(db: Database, engine: Engine, exchange: Exchange):
     """Yield the reply's events; store the reply however the stream ends."""
     started = time.monotonic()
     conversation_id = exchange.conversation_id
-    reply = engine.reply(exchange.question, exchange.history)
-    pump = ReplyPump(reply)
+    pump = ReplyPump(engine, exchange)
     outcome = "disconnected"
     log.info("stream started in conversation %s", conversation_id)
     try:
@@ -360,7 +373,7 @@ async def reply_events(db: Database, engine: Engine, exchange: Exchange):
             yield sse_frame(json.dumps({"error": failure_message(item.error)}), "error")
         else:
             done = {"conversation_id": conversation_id, "message_id": message_id}
-            yield sse_frame(json.dumps(done | reply.metadata()), "done")
+            yield sse_frame(json.dumps(done | pump.metadata()), "done")
     finally:
         if outcome == "disconnected":
             await pump.stop()
@@ -422,7 +435,7 @@ class ChatSession:
             pass
         finally:
             self.closed = True
-            if self.answering is not None and not self.answering.done():
+            if self.busy():
                 await self.stop()
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait({self.answering})
@@ -436,13 +449,11 @@ class ChatSession:
 
         if frame.get("type") == "stop":
             await self.stop()
-        elif self.answering is not None and not self.answering.done():
-            await self.send(
-                {"type": "error", "content": "A reply is already being written; "
-                 'send {"type": "stop"} to stop it first'}
-            )
+        elif self.busy():
+            await self.send({"type": "error", "content": BUSY})
         else:
-            self.answering = asyncio.create_task(self.answer(frame))
+            self.stopped = False
+            self.answering = asyncio.create_task(self.answer_safely(frame))
 
     def parse(self, raw: str | bytes) -> dict:
         """A frame is a JSON object, or plain text taken as the question.
@@ -466,10 +477,15 @@ class ChatSession:
             return frame
         return {"question": raw}
 
+    def busy(self) -> bool:
+        return self.answering is not None and not self.answering.done()
+
     async def stop(self) -> None:
-        if self.pump is not None:
+        """Stop the reply being written, even one whose question is still being stored."""
+        if self.busy():
             self.stopped = True
-            await self.pump.stop()
+            if self.pump is not None:
+                await self.pump.stop()
 
     async def send(self, frame: dict) -> None:
         """Send a frame unless the client has gone; a reply still finishes and is stored."""
@@ -481,6 +497,14 @@ class ChatSession:
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self.closed = True
 
+    async def answer_safely(self, frame: dict) -> None:
+        """Answer; an unexpected failure becomes an error frame and a log line."""
+        try:
+            await self.answer(frame)
+        except Exception:
+            log.exception("socket reply failed")
+            await self.send({"type": "error", "content": "The reply failed; try again"})
+
     async def answer(self, frame: dict) -> None:
         """Store the question, stream the reply, store it, say done."""
         db: Database = self.state.db
@@ -491,9 +515,10 @@ class ChatSession:
             return
 
         started = time.monotonic()
-        reply = self.state.engine.reply(exchange.question, exchange.history)
-        self.stopped = False
-        self.pump = pump = ReplyPump(reply)
+        self.pump = pump = ReplyPump(self.state.engine, exchange)
+        if self.stopped:
+            # The stop came while the question was being stored.
+            await pump.stop()
         log.info("socket reply started in conversation %s", exchange.conversation_id)
         item: object = None
         try:
@@ -506,10 +531,14 @@ class ChatSession:
             self.pump = None
             await pump.stop()
             message_id = await save_reply(db, exchange.conversation_id, pump.text)
+            if self.stopped:
+                outcome = "stopped"
+            else:
+                outcome = "error" if isinstance(item, _Failed) else "done"
             log.info(
                 "socket reply ended in conversation %s: %s after %.2fs, %d characters",
                 exchange.conversation_id,
-                "stopped" if self.stopped else "error" if isinstance(item, _Failed) else "done",
+                outcome,
                 time.monotonic() - started,
                 len(pump.text),
             )
@@ -522,4 +551,4 @@ class ChatSession:
             "message_id": message_id,
             "stopped": self.stopped,
         }
-        await self.send(done | reply.metadata())
+        await self.send(done | pump.metadata())

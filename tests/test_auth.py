@@ -63,6 +63,43 @@ def test_signup_rejects_bodies_that_are_not_objects(client, raw):
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "path, raw",
+    [
+        ("/api/auth/signup", b'{"email": "x@example.com", "password": "\\ud800aaaaaaaa"}'),
+        ("/api/auth/login", b'{"email": "\\udfff@example.com", "password": "aaaaaaaaaa"}'),
+    ],
+)
+def test_lone_surrogates_are_422(client, path, raw):
+    response = client.post(path, content=raw)
+    assert response.status_code == 422
+    assert "Unicode" in response.json()["detail"]
+
+
+def test_concurrent_signups_with_one_email_make_one_account(client, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"email": "race@example.com", "password": PASSWORD}
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(
+            pool.map(lambda _: client.post("/api/auth/signup", json=body), range(20))
+        )
+
+    assert sorted(r.status_code for r in responses) == [201] + [400] * 19
+    with sqlite3.connect(settings.database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 1
+
+
+def test_login_form_content_type_is_case_insensitive(client, auth):
+    auth.signup()
+    response = client.post(
+        "/api/auth/login",
+        content=f"username=ada%40example.com&password={PASSWORD.replace(' ', '+')}",
+        headers={"Content-Type": "Application/X-WWW-Form-Urlencoded"},
+    )
+    assert response.status_code == 200
+
+
 def test_login_with_multipart_form(client, auth):
     auth.signup()
     response = client.post(

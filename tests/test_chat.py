@@ -5,8 +5,9 @@ import sqlite3
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from engines import EngineError
 from fakes import ScriptedEngine
-from handlers.chat import title_from
+from handlers.chat import BUSY, title_from
 from sse import parse_events
 
 AWKWARD = ["a\nb", "\r\n", "", "trailing  ", "emoji 🦊🎉", "x" * 100_000, "end\n"]
@@ -127,6 +128,44 @@ def test_chat_in_an_unknown_conversation_is_404(client, headers, settings, path)
     body = {"question": "hello", "conversation_id": "no-such-id"}
     assert client.post(path, json=body, headers=headers).status_code == 404
     assert stored_messages(settings) == []
+
+
+def test_lone_surrogate_in_a_question_is_422(client, headers, settings):
+    raw = b'{"question": "hello \\ud83d there"}'
+    response = client.post("/api/query", content=raw, headers=headers)
+    assert response.status_code == 422
+    assert stored_messages(settings) == []
+
+
+class FailsToStart(ScriptedEngine):
+    """An engine whose reply() itself raises, as one that cannot reach its model."""
+
+    def reply(self, question, history):
+        self.calls.append((question, list(history)))
+        raise EngineError("the model server is unreachable")
+
+
+@pytest.mark.parametrize("engine", [FailsToStart()])
+def test_query_engine_failing_to_start_is_502(client, headers, settings):
+    response = client.post("/api/query", json={"question": "Hi"}, headers=headers)
+    assert response.status_code == 502
+    assert response.json() == {"detail": "the model server is unreachable"}
+    assert stored_messages(settings) == [("user", "Hi")]
+
+
+@pytest.mark.parametrize("engine", [FailsToStart()])
+def test_stream_engine_failing_to_start_sends_an_error_event(client, headers):
+    events = parse_events(stream(client, headers).text)
+    assert events == [("error", json.dumps({"error": "the model server is unreachable"}))]
+
+
+@pytest.mark.parametrize("engine", [FailsToStart()])
+def test_socket_engine_failing_to_start_sends_an_error_frame(client, headers):
+    with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
+        ws.send_text("Hi")
+        frames = receive_until_done(ws)
+    assert frames[0] == {"type": "error", "content": "the model server is unreachable"}
+    assert frames[1]["message_id"] is None and frames[1]["stopped"] is False
 
 
 @pytest.mark.parametrize("engine", [ScriptedEngine(["part", "ial", "never"], fail_at=2)])
@@ -342,13 +381,39 @@ def test_socket_stop_keeps_the_partial_reply(client, headers, settings, engine):
 def test_socket_answers_one_question_at_a_time(client, headers, engine):
     with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
         ws.send_json({"question": "first"})
+        assert ws.receive_json()["type"] == "token"
         ws.send_json({"question": "second"})
         frames = []
         while not any(f["type"] == "error" for f in frames):
             frames.append(ws.receive_json())
         ws.send_json({"type": "stop"})
-        receive_until_done(ws)
+        frames += receive_until_done(ws)
     assert [q for q, _ in engine.calls] == ["first"]
+    assert [f for f in frames if f["type"] == "error"] == [
+        {"type": "error", "content": BUSY}
+    ]
+    assert frames[-1]["stopped"] is True
+
+
+@pytest.mark.parametrize("engine", [ScriptedEngine(["word "] * 200, delay=0.01)])
+def test_socket_stop_right_after_the_question_stops_at_once(
+    client, headers, settings, engine
+):
+    with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
+        ws.send_json({"question": "Go on"})
+        ws.send_json({"type": "stop"})
+        frames = receive_until_done(ws)
+
+    assert frames[-1]["stopped"] is True
+    assert engine.yielded < 200
+    assert stored_messages(settings)[0] == ("user", "Go on")
+
+
+def test_socket_question_with_a_lone_surrogate_gets_an_error_frame(client, headers):
+    with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
+        ws.send_text('{"question": "bad \\ud800 text"}')
+        frame = ws.receive_json()
+    assert frame["type"] == "error" and "Unicode" in frame["content"]
 
 
 def test_socket_survives_a_bad_frame(client, headers, settings):
@@ -393,7 +458,8 @@ def test_socket_closed_mid_reply_stores_the_partial_reply(client, headers, setti
     with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
         ws.send_json({"question": "Go on"})
         ws.receive_json()
-    # Leaving the block closed the socket; the server stores what it had.
+    # Leaving the block closed the socket; the server stops the engine and
+    # stores what it had.
     for _ in range(100):
         if len(stored_messages(settings)) == 2:
             break
@@ -401,3 +467,18 @@ def test_socket_closed_mid_reply_stores_the_partial_reply(client, headers, setti
     assert engine.closed == 1
     role, content = stored_messages(settings)[1]
     assert role == "assistant" and 0 < len(content) < len("word ") * 200
+
+
+@pytest.mark.parametrize("engine", [ScriptedEngine(["word "] * 200, delay=0.01)])
+def test_socket_closed_right_after_the_question_stops_the_engine(
+    client, headers, settings, engine
+):
+    with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
+        ws.send_json({"question": "Go on"})
+    for _ in range(100):
+        if stored_messages(settings) and (engine.closed or not engine.calls):
+            break
+        client.portal.call(asyncio.sleep, 0.02)
+    client.portal.call(asyncio.sleep, 0.3)
+    assert engine.yielded < 200
+    assert stored_messages(settings)[0] == ("user", "Go on")

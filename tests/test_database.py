@@ -88,3 +88,10 @@ def test_secret_key_is_made_once_and_kept_private(tmp_path):
     assert load_or_create_secret(path) == key
     assert len(key) >= 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_emptied_key_file_is_refused(tmp_path):
+    path = tmp_path / "secret_key"
+    path.write_text("\n")
+    with pytest.raises(RuntimeError, match="delete the file"):
+        load_or_create_secret(path)
