@@ -1,6 +1,7 @@
 """The openai engine on its own, against the test model server."""
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -152,17 +153,21 @@ def test_without_usage_the_reply_has_none(model_server):
 
 
 def test_a_server_that_does_not_name_the_model_leaves_the_asked_one(model_server):
-    body = b'data: {"choices": [{"delta": {"content": "a"}, "finish_reason": "stop"}]}\n\n'
+    choice = {"delta": {"content": "a"}, "finish_reason": "stop"}
+    body = f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
     model_server.app.script = Script([body, DONE])
     reply, parts, error = ask(model_server.base_url)
     assert (parts, error, reply.model) == (["a"], None, "asked-model")
 
 
 def test_an_unstreamed_completion_is_read_whole(model_server):
-    body = (
-        b'{"model": "whole-model", "choices": [{"index": 0, "message": '
-        b'{"role": "assistant", "content": "All at once"}}], "usage": {"total_tokens": 4}}'
-    )
+    message = {"role": "assistant", "content": "All at once"}
+    whole = {
+        "model": "whole-model",
+        "choices": [{"index": 0, "message": message}],
+        "usage": {"total_tokens": 4},
+    }
+    body = json.dumps(whole).encode()
     model_server.app.script = Script([body], content_type="application/json")
     reply, parts, error = ask(model_server.base_url)
     assert (parts, error) == (["All at once"], None)
@@ -188,7 +193,9 @@ def test_an_error_sent_in_the_stream_is_passed_on(model_server):
     model_server.app.script = Script([chunk("a"), error_chunk])
     _, parts, error = ask(model_server.base_url)
     assert parts == ["a"]
-    assert str(error) == "The model server reported an error: model crashed: out of memory"
+    assert str(error) == (
+        "The model server reported an error: model crashed: out of memory"
+    )
 
 
 @pytest.mark.parametrize(
@@ -218,7 +225,9 @@ def test_an_upstream_message_quoting_the_key_is_redacted(model_server):
     body = b'{"error": {"message": "bad key %s"}}' % KEY.encode()
     model_server.app.script = Script([body], 400, "application/json")
     _, _, error = ask(model_server.base_url)
-    assert str(error) == "The model server rejected the request (400): bad key [redacted]"
+    assert str(error) == (
+        "The model server rejected the request (400): bad key [redacted]"
+    )
 
 
 def test_a_refused_connection_is_an_error():
@@ -345,7 +354,10 @@ def test_the_key_stays_out_of_the_engines_repr():
 
 @pytest.mark.parametrize(
     "models_status, expected",
-    [(200, {"status": "ok"}), (500, {"status": "failing", "detail": "GET /models answered 500"})],
+    [
+        (200, {"status": "ok"}),
+        (500, {"status": "failing", "detail": "GET /models answered 500"}),
+    ],
 )
 def test_the_probe_asks_for_the_model_list(model_server, models_status, expected):
     model_server.app.models_status = models_status
