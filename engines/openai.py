@@ -26,8 +26,9 @@ log = logging.getLogger("privia.engine")
 
 # How much of an error body is read, and how much of its message is passed on.
 ERROR_BODY_BYTES = 8192
-COMPLETION_BODY_BYTES = 4 * 1024 * 1024
 ERROR_MESSAGE_CHARS = 300
+# The most read of a whole completion sent by a server that does not stream.
+COMPLETION_BODY_BYTES = 4 * 1024 * 1024
 HEALTH_TIMEOUT_SECONDS = 5.0
 
 
@@ -223,10 +224,16 @@ class OpenAIEngine:
 
     async def _run_probe(self) -> None:
         try:
-            self._last_probe = await self.probe()
-            self._last_probe_at = time.monotonic()
+            result = await self.probe()
         finally:
             self._probe = None
+        if result["status"] != (self._last_probe or {}).get("status"):
+            if result["status"] == "ok":
+                log.info("model server at %s answers", self.shown_url)
+            else:
+                log.warning("model server at %s: %s", self.shown_url, result["detail"])
+        self._last_probe = result
+        self._last_probe_at = time.monotonic()
 
     async def probe(self) -> dict:
         """Ask for the server's model list, the cheapest request it answers."""

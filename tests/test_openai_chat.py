@@ -198,13 +198,15 @@ def test_health_reports_the_probe_and_asks_once_a_minute(client, model_server):
     assert len(probes) == 1
 
 
-def test_a_stale_probe_is_repeated(client, model_server, engine):
+def test_a_stale_probe_is_repeated(client, model_server, engine, caplog):
     engine.health_ttl_seconds = 0
     poll_health(client, lambda server: server["status"] == "ok")
     model_server.app.models_status = 500
 
-    response = poll_health(client, lambda server: server["status"] == "failing")
+    with caplog.at_level(logging.INFO, logger="privia.engine"):
+        response = poll_health(client, lambda server: server["status"] == "failing")
     assert response.json()["model_server"]["detail"] == "GET /models answered 500"
+    assert "GET /models answered 500" in caplog.text
 
 
 @pytest.mark.parametrize("engine", ["absent"], indirect=True)
