@@ -44,10 +44,14 @@ class EventStreamParser:
         return self._read(self._decoder.decode(b"", final=True), final=True)
 
     def _read(self, text: str, final: bool) -> list[ServerEvent]:
-        text = self._pending + text
         if not self._started and text:
             self._started = True
             text = text.removeprefix("\ufeff")
+        if not final and "\n" not in text and "\r" not in text:
+            # No line ends here: skip rescanning what is pending, as tiny reads would.
+            self._pending += text
+            return []
+        text = self._pending + text
 
         events = []
         position = 0
