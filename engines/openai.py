@@ -107,6 +107,8 @@ class OpenAIEngine:
             "messages": messages,
             "stream": True,
             # Asks for a last chunk with the token counts; servers without it ignore it.
+            # TODO: a server that refuses unknown fields answers 400 to this, and no
+            # setting turns it off yet; none of the servers the README names does so.
             "stream_options": {"include_usage": True},
         }
         if self.temperature is not None:
@@ -155,6 +157,8 @@ class OpenAIEngine:
 
     def _http(self) -> httpx.AsyncClient:
         # Made on first use, inside the running event loop that will use it.
+        # TODO: httpx's default pool holds 100 connections; a 101st concurrent reply
+        # waits for a free one, up to the read timeout, which matters only at scale.
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
@@ -306,6 +310,8 @@ def read_chunk(reply: Reply, chunk: object) -> tuple[str, str | None]:
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             continue
         delta = choice.get("delta") or {}
+        # TODO: the reasoning that thinking models stream in `reasoning_content` is
+        # dropped; only the answer in `content` reaches the user and the database.
         content = delta.get("content") if isinstance(delta, dict) else None
         if content is not None and not isinstance(content, str):
             raise malformed("a chunk's content is not text")
