@@ -107,8 +107,8 @@ class OpenAIEngine:
             "messages": messages,
             "stream": True,
             # Asks for a last chunk with the token counts; servers without it ignore it.
-            # TODO: a server that refuses unknown fields answers 400 to this, and no
-            # setting turns it off yet; none of the servers the README names does so.
+            # TODO: a server that refuses unknown fields would answer 400 to this, and
+            # no setting turns it off yet; matters only if such a server turns up.
             "stream_options": {"include_usage": True},
         }
         if self.temperature is not None:
