@@ -96,9 +96,9 @@ def signing_key(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
     """Build the app. Nothing touches the disk until the lifespan starts."""
+    configure_logging()
     settings = settings or load_settings()
     engine = engine or make_engine(settings)
-    configure_logging()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -4,13 +4,17 @@ Values come from the process environment, then from a `.env` file in the
 working directory when there is one. Each is cast once, here.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings
 
 VERSION = "0.1.0"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,16 @@ class Settings:
     oauth_secret: str = field(default="", repr=False)
     engine: str = "stub"
     stub_delay_ms: int = 0
+    # The openai engine: any server that speaks OpenAI's chat-completions protocol.
+    openai_base_url: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    model: str = ""
+    system_prompt: str = ""
+    # None leaves the choice to the model server.
+    temperature: float | None = None
+    max_tokens: int | None = None
+    openai_connect_timeout_seconds: float = 5.0
+    openai_read_timeout_seconds: float = 120.0
     history_messages: int = 20
     conversation_cooldown_seconds: float = 3.0
     password_rounds: int = 600_000
@@ -34,6 +48,15 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+
+def optional(cast: Callable[[str], T]) -> Callable[[str], T | None]:
+    """A cast that reads an empty value as None, so a setting can be left unset."""
+
+    def read(value: str) -> T | None:
+        return cast(value) if value.strip() else None
+
+    return read
 
 
 def load_settings(env_file: str | Path = ".env") -> Settings:
@@ -60,6 +83,22 @@ def load_settings(env_file: str | Path = ".env") -> Settings:
         engine=config("PRIVIA_ENGINE", default=defaults.engine),
         stub_delay_ms=config(
             "PRIVIA_STUB_DELAY_MS", cast=int, default=defaults.stub_delay_ms
+        ),
+        openai_base_url=config("PRIVIA_OPENAI_BASE_URL", default=""),
+        openai_api_key=config("PRIVIA_OPENAI_API_KEY", default=""),
+        model=config("PRIVIA_MODEL", default=""),
+        system_prompt=config("PRIVIA_SYSTEM_PROMPT", default=""),
+        temperature=config("PRIVIA_TEMPERATURE", cast=optional(float), default=""),
+        max_tokens=config("PRIVIA_MAX_TOKENS", cast=optional(int), default=""),
+        openai_connect_timeout_seconds=config(
+            "PRIVIA_OPENAI_CONNECT_TIMEOUT_SECONDS",
+            cast=float,
+            default=defaults.openai_connect_timeout_seconds,
+        ),
+        openai_read_timeout_seconds=config(
+            "PRIVIA_OPENAI_READ_TIMEOUT_SECONDS",
+            cast=float,
+            default=defaults.openai_read_timeout_seconds,
         ),
         history_messages=config(
             "PRIVIA_HISTORY_MESSAGES", cast=int, default=defaults.history_messages

@@ -9,11 +9,14 @@ engine serves any number of concurrent calls.
 Engines know nothing of HTTP or SQL.
 """
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from settings import Settings
+
+log = logging.getLogger("privia.engine")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ class Engine(Protocol):
         """Start a reply; no work may happen until its chunks are iterated."""
         ...
 
+    def health(self) -> dict | None:
+        """What /api/health says of whatever the engine depends on, or None.
+
+        Called on every health request, so it must answer at once from what
+        the engine already knows; any checking happens in the background.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release what the engine holds (connections, pools) at shutdown."""
         ...
@@ -73,6 +84,21 @@ def make_engine(settings: Settings) -> Engine:
         from engines.stub import StubEngine
 
         return StubEngine(delay=settings.stub_delay_ms / 1000)
+    if settings.engine == "openai":
+        from engines.openai import OpenAIEngine
+
+        engine = OpenAIEngine(
+            base_url=settings.openai_base_url,
+            model=settings.model,
+            api_key=settings.openai_api_key,
+            system_prompt=settings.system_prompt,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            connect_timeout=settings.openai_connect_timeout_seconds,
+            read_timeout=settings.openai_read_timeout_seconds,
+        )
+        log.info("engine openai: model %s at %s", engine.model, engine.shown_url)
+        return engine
     raise ValueError(
-        f"unknown PRIVIA_ENGINE {settings.engine!r}; the engines are: stub"
+        f"unknown PRIVIA_ENGINE {settings.engine!r}; the engines are: stub, openai"
     )

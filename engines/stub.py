@@ -33,5 +33,8 @@ class StubEngine:
                 await asyncio.sleep(self.delay)
             yield word
 
+    def health(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         pass

@@ -37,4 +37,9 @@ async def health(request: Request) -> JSONResponse:
         "database": database,
         "engine": state.engine.name,
     }
+    # What the engine depends on (a model server) never decides Privia's status:
+    # chat fails with a clear error while it is down, everything else works.
+    engine_health = state.engine.health()
+    if engine_health is not None:
+        body["model_server"] = engine_health
     return JSONResponse(body, status_code=200 if database == "ok" else 503)

@@ -2,6 +2,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from fakes import ScriptedEngine
+from model_server import RunningModelServer
 from privia import create_app
 from settings import Settings
 
@@ -67,3 +68,17 @@ def auth(client):
 @pytest.fixture
 def headers(auth):
     return auth.headers()
+
+
+@pytest.fixture(scope="session")
+def running_model_server():
+    server = RunningModelServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def model_server(running_model_server):
+    """The test model server, back to its default script with no requests recorded."""
+    running_model_server.app.reset()
+    return running_model_server

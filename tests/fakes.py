@@ -40,5 +40,8 @@ class ScriptedEngine:
         finally:
             self.closed += 1
 
+    def health(self):
+        return None
+
     async def aclose(self):
         pass
