@@ -192,6 +192,11 @@ class ReplyPump:
                 self._queue.put_nowait(chunk)
         except asyncio.CancelledError:
             pass
+        except EngineError as error:
+            # An expected failure (model server down, refused, cut off): the
+            # message says it all; a traceback would only bury it.
+            log.warning("engine failed after %d chunks: %s", len(self.parts), error)
+            self._queue.put_nowait(_Failed(error))
         except Exception as error:
             log.exception("engine failed after %d chunks", len(self.parts))
             self._queue.put_nowait(_Failed(error))
