@@ -29,6 +29,7 @@ from database import Database, apply_schema
 from engines import Engine, make_engine
 from handlers import auth, chat, conversations, health
 from handlers.errors import http_error, server_error
+from limits import RateLimit
 from passwords import PasswordHasher
 from settings import Settings, load_settings
 from tokens import load_or_create_secret
@@ -167,6 +168,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.db = Database(settings.database)
     app.state.hasher = PasswordHasher(settings.password_rounds)
+    window = settings.login_window_seconds
+    app.state.login_failures_by_account = RateLimit(settings.login_max_failures, window)
+    app.state.login_failures_by_address = RateLimit(
+        settings.login_max_failures_per_address, window
+    )
+    app.state.signups = RateLimit(settings.signups_per_hour, 3600)
     return app
 
 
