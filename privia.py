@@ -24,11 +24,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from database import Database, apply_schema
 from engines import Engine, make_engine
 from handlers import auth, chat, conversations, health
 from handlers.errors import http_error, server_error
+from handlers.middleware import BodySizeLimit, SecurityHeaders
 from limits import RateLimit
 from passwords import PasswordHasher
 from settings import Settings, load_settings
@@ -84,7 +86,15 @@ def signing_key(settings: Settings) -> str:
     return key
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+class Privia(Starlette):
+    """Starlette with the security headers outside its error middleware, so a 500
+    carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Privia:
     """Build the app. Nothing touches the disk until the lifespan starts."""
     settings = settings or load_settings()
     engine = engine or make_engine(settings)
@@ -157,8 +167,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type"],
         ),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ]
-    app = Starlette(
+    app = Privia(
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: http_error, Exception: server_error},
@@ -182,7 +193,10 @@ app = create_app()
 
 def main() -> None:
     settings: Settings = app.state.settings
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    # uvicorn closes a WebSocket whose frame is over ws_max_size (code 1009).
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, ws_max_size=settings.max_body_bytes
+    )
 
 
 if __name__ == "__main__":
