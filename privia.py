@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 
 from database import Database, apply_schema
 from engines import Engine, make_engine
-from handlers import auth, chat, conversations, health
+from handlers import auth, chat, conversations, health, openapi
 from handlers.errors import http_error, server_error
 from handlers.middleware import BodySizeLimit, SecurityHeaders
 from limits import RateLimit
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routes = [
         Route("/api/health", health.health, methods=["GET"], name="health"),
         Route("/api/health/", health.health, methods=["GET"], name="health_slash"),
+        Route("/api/openapi.json", openapi.get_openapi, methods=["GET"], name="get_openapi"),
         Route("/api/auth/signup", auth.signup, methods=["POST"], name="signup"),
         Route("/api/auth/login", auth.login, methods=["POST"], name="login"),
         Route("/api/auth/me", auth.me, methods=["GET"], name="me"),
