@@ -1,0 +1,195 @@
+"""Proof under load and faults, against real server processes.
+
+Writers hammer /api/query from threads while a reader lists conversations;
+then a server is killed with SIGKILL in the middle of a burst and restarted
+on the same file. Bounded in count, not in time: nothing here asserts speed.
+The figures measured are printed (pytest -s shows them).
+"""
+
+import json
+import sqlite3
+import threading
+import time
+
+import requests
+
+from live import LiveServer
+from sse import parse_events
+
+WRITERS = 8
+QUESTIONS_EACH = 200
+
+
+def sign_in(url, email):
+    body = {"email": email, "password": "load-password"}
+    requests.post(f"{url}/api/auth/signup", json=body).raise_for_status()
+    login = requests.post(f"{url}/api/auth/login", json=body)
+    login.raise_for_status()
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def run_threads(targets):
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_parallel_writers_and_a_reader_lose_nothing(tmp_path):
+    server = LiveServer(tmp_path).start()
+    try:
+        users = [sign_in(server.url, f"writer{n}@example.com") for n in range(WRITERS)]
+        failures, acknowledged, reader_waits = [], {}, []
+        writing = threading.Event()
+        writing.set()
+
+        def write(n):
+            session = requests.Session()
+            conversation_id = None
+            acknowledged[n] = []
+            for q in range(QUESTIONS_EACH):
+                question = f"writer {n} question {q}"
+                body = {"question": question, "conversation_id": conversation_id}
+                response = session.post(
+                    f"{server.url}/api/query", json=body, headers=users[n]
+                )
+                if response.status_code != 200:
+                    failures.append((response.status_code, response.text))
+                    continue
+                answer = response.json()
+                conversation_id = answer["conversation_id"]
+                acknowledged[n].append((question, answer["message_id"]))
+
+        def read():
+            session = requests.Session()
+            while writing.is_set():
+                started = time.monotonic()
+                response = session.get(
+                    f"{server.url}/api/conversations", headers=users[0]
+                )
+                reader_waits.append(time.monotonic() - started)
+                if response.status_code != 200:
+                    failures.append((response.status_code, response.text))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        started = time.monotonic()
+        run_threads([lambda n=n: write(n) for n in range(WRITERS)])
+        elapsed = time.monotonic() - started
+        writing.clear()
+        reader.join()
+    finally:
+        server.stop()
+
+    assert failures == []
+    assert "database is locked" not in server.log()
+    assert "Traceback" not in server.log()
+
+    with sqlite3.connect(server.env["PRIVIA_DATABASE"]) as conn:
+        rows = conn.execute("SELECT id, role, content FROM messages").fetchall()
+    assert len(rows) == 2 * WRITERS * QUESTIONS_EACH
+    stored_ids = {row[0] for row in rows}
+    stored_questions = {row[2] for row in rows if row[1] == "user"}
+    for n in range(WRITERS):
+        assert len(acknowledged[n]) == QUESTIONS_EACH
+        for question, message_id in acknowledged[n]:
+            assert question in stored_questions
+            assert message_id in stored_ids
+
+    total = WRITERS * QUESTIONS_EACH
+    print(
+        f"\n{total} questions from {WRITERS} threads in {elapsed:.1f}s "
+        f"({total / elapsed:.0f}/s); {len(reader_waits)} list reads, "
+        f"slowest {max(reader_waits) * 1000:.0f} ms"
+    )
+
+
+def test_sigkill_mid_burst_keeps_every_acknowledged_write(tmp_path):
+    server = LiveServer(tmp_path).start()
+    users = [sign_in(server.url, f"killed{n}@example.com") for n in range(4)]
+    acknowledged = []  # (question, reply message id) for each 2xx or done event
+    lock = threading.Lock()
+    enough = threading.Event()
+
+    def keep(question, message_id):
+        with lock:
+            acknowledged.append((question, message_id))
+            if len(acknowledged) >= 150:
+                enough.set()
+
+    def query(n):
+        session = requests.Session()
+        for q in range(10_000):
+            question = f"query {n}-{q}"
+            try:
+                response = session.post(
+                    f"{server.url}/api/query",
+                    json={"question": question},
+                    headers=users[n],
+                    timeout=10,
+                )
+            except requests.RequestException:
+                return
+            if response.status_code == 200:
+                keep(question, response.json()["message_id"])
+
+    def stream(n):
+        session = requests.Session()
+        for q in range(10_000):
+            question = f"stream {n}-{q}"
+            try:
+                response = session.post(
+                    f"{server.url}/api/stream",
+                    json={"question": question},
+                    headers=users[n],
+                    timeout=10,
+                )
+                events = parse_events(response.text)
+            except requests.RequestException:
+                return
+            done = [data for kind, data in events if kind == "done"]
+            if done:
+                keep(question, json.loads(done[0])["message_id"])
+
+    threads = [threading.Thread(target=query, args=(n,)) for n in range(3)]
+    threads.append(threading.Thread(target=stream, args=(3,)))
+    for thread in threads:
+        thread.start()
+    assert enough.wait(60), "the burst did not get going"
+    server.process.kill()
+    server.process.wait()
+    for thread in threads:
+        thread.join()
+    server.log_file.close()
+
+    db = server.env["PRIVIA_DATABASE"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    restarted = LiveServer(tmp_path, PRIVIA_DATABASE=db).start()
+    try:
+        # The restarted server answers from the same file, and sign-in still works.
+        assert requests.get(f"{restarted.url}/api/health").json()["database"] == "ok"
+        sign_in_body = {"email": "killed0@example.com", "password": "load-password"}
+        assert requests.post(
+            f"{restarted.url}/api/auth/login", json=sign_in_body
+        ).status_code == 200
+    finally:
+        restarted.stop()
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute("SELECT id, role, content FROM messages").fetchall()
+    stored_ids = {row[0] for row in rows}
+    stored_questions = {row[2] for row in rows if row[1] == "user"}
+    missing = [
+        (question, message_id)
+        for question, message_id in acknowledged
+        if question not in stored_questions or message_id not in stored_ids
+    ]
+    assert missing == []
+    print(
+        f"\nkilled after {len(acknowledged)} acknowledged writes; "
+        f"{len(rows)} messages on disk, none acknowledged missing"
+    )
