@@ -193,3 +193,37 @@ def test_sigkill_mid_burst_keeps_every_acknowledged_write(tmp_path):
         f"\nkilled after {len(acknowledged)} acknowledged writes; "
         f"{len(rows)} messages on disk, none acknowledged missing"
     )
+
+
+def test_a_burst_of_logins_does_not_hold_up_other_requests(tmp_path):
+    # Real-strength hashes: each login spends a few hundred milliseconds of CPU.
+    server = LiveServer(tmp_path, PRIVIA_PASSWORD_ROUNDS="600000").start()
+    try:
+        body = {"email": "burst@example.com", "password": "burst-password"}
+        requests.post(f"{server.url}/api/auth/signup", json=body).raise_for_status()
+        finished, statuses = {}, []
+
+        def login(n):
+            response = requests.post(f"{server.url}/api/auth/login", json=body)
+            statuses.append(response.status_code)
+            finished[f"login {n}"] = time.monotonic()
+
+        def check_health():
+            time.sleep(0.2)  # let the logins take the hashing slots first
+            for n in range(5):
+                statuses.append(requests.get(f"{server.url}/api/health").status_code)
+            finished["health"] = time.monotonic()
+
+        started = time.monotonic()
+        run_threads([lambda n=n: login(n) for n in range(8)] + [check_health])
+    finally:
+        server.stop()
+
+    assert statuses == [200] * 13
+    # Ordering, not speed: five health checks got through while logins queued.
+    last_login = max(at for name, at in finished.items() if name != "health")
+    assert finished["health"] < last_login
+    print(
+        f"\n8 logins at 600,000 rounds took {last_login - started:.2f}s; "
+        f"5 health checks meanwhile took {finished['health'] - started - 0.2:.2f}s"
+    )
