@@ -137,3 +137,27 @@ def test_no_secret_reaches_the_log(tmp_path):
     assert "signed up" in log and "stream ended" in log
     for secret in (secret_key, oauth_secret, password, question, token):
         assert secret not in log
+
+
+@pytest.mark.parametrize("trusted, separate", [("127.0.0.1", True), ("192.0.2.1", False)])
+def test_forwarded_addresses_count_only_from_a_trusted_proxy(tmp_path, trusted, separate):
+    server = LiveServer(
+        tmp_path,
+        FORWARDED_ALLOW_IPS=trusted,
+        PRIVIA_LOGIN_MAX_FAILURES="0",
+        PRIVIA_LOGIN_MAX_FAILURES_PER_ADDRESS="2",
+    ).start()
+    try:
+
+        def fail_from(address):
+            body = {"email": "nobody@example.com", "password": "wrong password"}
+            headers = {"X-Forwarded-For": address}
+            url = f"{server.url}/api/auth/login"
+            return requests.post(url, json=body, headers=headers).status_code
+
+        assert [fail_from("198.51.100.1") for _ in range(3)] == [400, 400, 429]
+        # Through a trusted proxy, another client has a count of its own;
+        # otherwise the header is ignored and the socket's address is locked.
+        assert fail_from("198.51.100.2") == (400 if separate else 429)
+    finally:
+        server.stop()
