@@ -50,7 +50,9 @@ def json_body(schema: dict, required: bool = True) -> dict:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def answer(description: str, schema: dict | None = None, headers: dict | None = None) -> dict:
+def answer(
+    description: str, schema: dict | None = None, headers: dict | None = None
+) -> dict:
     response: dict = {"description": description}
     if schema is not None:
         response["content"] = {"application/json": {"schema": schema}}
@@ -61,7 +63,10 @@ def answer(description: str, schema: dict | None = None, headers: dict | None = 
 
 def errors(*statuses: int) -> dict:
     """The {"detail": ...} responses for these statuses."""
-    return {str(status): {"$ref": f"#/components/responses/{status}"} for status in statuses}
+    return {
+        str(status): {"$ref": f"#/components/responses/{status}"}
+        for status in statuses
+    }
 
 
 # Requests that carry a body can also meet the body-size guard.
@@ -347,7 +352,7 @@ PATHS = {
     "/api/stream": {
         "post": {
             "operationId": "stream_reply",
-            "summary": "Answer a question as Server-Sent Events: a chunk per event, then done",
+            "summary": "Answer a question as Server-Sent Events",
             "security": BEARER,
             "requestBody": json_body(QUESTION),
             "responses": {
@@ -381,7 +386,9 @@ DOCUMENT = {
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,
-        "responses": {str(status): error_answer(status) for status in ERROR_DESCRIPTIONS},
+        "responses": {
+            str(status): error_answer(status) for status in ERROR_DESCRIPTIONS
+        },
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             "cookie": {"type": "apiKey", "in": "cookie", "name": "auth-token"},

@@ -14,7 +14,8 @@ ORIGIN = "http://localhost:3000"
 @pytest.fixture
 def small_client(settings, engine):
     """A client whose app takes bodies of at most 1000 bytes."""
-    with TestClient(create_app(replace(settings, max_body_bytes=1000), engine)) as client:
+    small = replace(settings, max_body_bytes=1000)
+    with TestClient(create_app(small, engine)) as client:
         yield client
 
 
@@ -81,7 +82,8 @@ def test_a_413_and_a_500_carry_the_security_headers_too(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(handlers.health, "check_database", broken)
-    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
+    app = create_app(settings, engine)
+    with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/api/health")
     assert response.status_code == 500
     for name, value in SECURITY_HEADERS.items():
@@ -112,7 +114,9 @@ def test_cors_allows_the_configured_origin_with_credentials(client):
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:3001"])
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "null", "http://localhost:3001"]
+)
 def test_cors_gives_other_origins_nothing(client, origin):
     response = client.get("/api/health", headers={"Origin": origin})
     assert "access-control-allow-origin" not in response.headers

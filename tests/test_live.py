@@ -123,7 +123,7 @@ def test_no_secret_reaches_the_log(tmp_path):
         requests.post(
             f"{url}/api/auth/oauth",
             headers={"X-Privia-OAuth-Secret": oauth_secret},
-            json={"provider": "github", "provider_account_id": 1, "email": "o@example.com"},
+            json={"provider": "github", "provider_account_id": 1, "email": "o@x.org"},
         ).raise_for_status()
         ws_url = url.replace("http", "ws") + f"/api/ws/chat?token={token}"
         with connect(ws_url) as socket:
@@ -139,8 +139,12 @@ def test_no_secret_reaches_the_log(tmp_path):
         assert secret not in log
 
 
-@pytest.mark.parametrize("trusted, separate", [("127.0.0.1", True), ("192.0.2.1", False)])
-def test_forwarded_addresses_count_only_from_a_trusted_proxy(tmp_path, trusted, separate):
+@pytest.mark.parametrize(
+    "trusted, separate", [("127.0.0.1", True), ("192.0.2.1", False)]
+)
+def test_forwarded_addresses_count_only_from_a_trusted_proxy(
+    tmp_path, trusted, separate
+):
     server = LiveServer(
         tmp_path,
         FORWARDED_ALLOW_IPS=trusted,
