@@ -58,6 +58,12 @@ class RateLimit:
         """Forget key's events."""
         self._events.pop(key, None)
 
+    def undo(self, key: str) -> None:
+        """Forget key's latest event (one counted in advance that did not happen)."""
+        times = self._events.get(key)
+        if times:
+            times.pop()
+
     def sweep(self) -> None:
         """Drop the keys whose latest event is older than the window."""
         oldest = self.clock() - self.window

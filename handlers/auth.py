@@ -269,10 +269,14 @@ async def login(request: Request) -> JSONResponse:
 
     # Checked before any hashing, so a guessing run costs the server nothing
     # once it is refused. Unknown emails count too, or the 429 would tell
-    # which accounts exist.
+    # which accounts exist. Each attempt counts as a failure until its hash
+    # says otherwise: counted afterwards, a burst of parallel guesses would
+    # all pass the check while the first hashes were still running.
     address = client_address(request)
     refuse_if_limited(state.login_failures_by_account, email, TOO_MANY_FAILURES)
     refuse_if_limited(state.login_failures_by_address, address, TOO_MANY_FAILURES)
+    state.login_failures_by_account.add(email)
+    state.login_failures_by_address.add(address)
 
     found = await state.db.run(get_login, email)
     if found is None:
@@ -284,11 +288,10 @@ async def login(request: Request) -> JSONResponse:
             state.hasher.verify, password, stored_hash
         )
     if not matches:
-        state.login_failures_by_account.add(email)
-        state.login_failures_by_address.add(address)
         log.info("failed sign-in from %s", address)
         raise HTTPException(400, "Invalid email or password")
     state.login_failures_by_account.reset(email)
+    state.login_failures_by_address.undo(address)
 
     if new_hash is not None:
         await state.db.run(update_password_hash, user["id"], new_hash)

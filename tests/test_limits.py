@@ -151,3 +151,29 @@ def test_zero_turns_the_limits_off(settings, engine):
         for n in range(30):
             assert fail_login(client).status_code == 400
             AuthActions(client).signup(email=f"user{n}@example.com")
+
+
+def test_rate_limit_undo_forgets_the_latest_event():
+    limit = RateLimit(2, 60)
+    limit.add("k")
+    limit.add("k")
+    limit.undo("k")
+    assert limit.retry_after("k") is None
+    limit.undo("k")
+    limit.undo("k")
+    limit.undo("never seen")
+    limit.add("k")
+    assert limit.retry_after("k") is None
+
+
+def test_successful_logins_do_not_use_up_the_address_limit(settings, engine):
+    with limited_client(
+        settings, engine, login_max_failures=0, login_max_failures_per_address=3
+    ) as client:
+        auth = AuthActions(client)
+        auth.signup()
+        for _ in range(10):
+            auth.login()
+        for _ in range(3):
+            assert fail_login(client).status_code == 400
+        assert fail_login(client).status_code == 429

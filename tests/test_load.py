@@ -229,3 +229,26 @@ def test_a_burst_of_logins_does_not_hold_up_other_requests(tmp_path):
         f"\n8 logins at 600,000 rounds took {last_login - started:.2f}s; "
         f"5 health checks meanwhile took {finished['health'] - started - 0.2:.2f}s"
     )
+
+
+def test_parallel_guesses_cannot_slip_past_the_login_limit(tmp_path):
+    server = LiveServer(
+        tmp_path, PRIVIA_PASSWORD_ROUNDS="200000", PRIVIA_LOGIN_MAX_FAILURES="5"
+    ).start()
+    try:
+        body = {"email": "target@example.com", "password": "target-password"}
+        requests.post(f"{server.url}/api/auth/signup", json=body).raise_for_status()
+        statuses = []
+
+        def guess(n):
+            wrong = body | {"password": f"guess number {n}"}
+            response = requests.post(f"{server.url}/api/auth/login", json=wrong)
+            statuses.append(response.status_code)
+
+        run_threads([lambda n=n: guess(n) for n in range(30)])
+    finally:
+        server.stop()
+
+    # Every guess is counted before its hash is checked, so however many
+    # arrive at once, only the limit's worth are ever checked.
+    assert sorted(statuses) == [400] * 5 + [429] * 25
