@@ -111,3 +111,13 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 )
 def test_the_live_server_keeps_the_contract(case, live_api, live_headers):
     case.call_and_validate(base_url=live_api.url, headers=live_headers, checks=CHECKS)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=CASES_PER_OPERATION // 3,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_live_server_keeps_the_contract_signed_out(case, live_api):
+    case.call_and_validate(base_url=live_api.url, checks=CHECKS)
