@@ -25,11 +25,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from database import Database, apply_schema
 from engines import Engine, make_engine
-from handlers import auth, chat, conversations, health
+from handlers import auth, chat, conversations, health, openapi
 from handlers.errors import http_error, server_error
+from handlers.middleware import BodySizeLimit, SecurityHeaders
+from limits import RateLimit
 from passwords import PasswordHasher
 from settings import Settings, load_settings
 from tokens import load_or_create_secret
@@ -94,7 +97,15 @@ def signing_key(settings: Settings) -> str:
     return key
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Starlette:
+class Privia(Starlette):
+    """Starlette with the security headers outside its error middleware, so a 500
+    carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Privia:
     """Build the app. Nothing touches the disk until the lifespan starts."""
     configure_logging()
     settings = settings or load_settings()
@@ -121,6 +132,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routes = [
         Route("/api/health", health.health, methods=["GET"], name="health"),
         Route("/api/health/", health.health, methods=["GET"], name="health_slash"),
+        Route("/api/openapi.json", openapi.get_openapi, methods=["GET"], name="get_openapi"),
         Route("/api/auth/signup", auth.signup, methods=["POST"], name="signup"),
         Route("/api/auth/login", auth.login, methods=["POST"], name="login"),
         Route("/api/auth/me", auth.me, methods=["GET"], name="me"),
@@ -167,8 +179,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type"],
         ),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ]
-    app = Starlette(
+    app = Privia(
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: http_error, Exception: server_error},
@@ -178,6 +191,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.db = Database(settings.database)
     app.state.hasher = PasswordHasher(settings.password_rounds)
+    window = settings.login_window_seconds
+    app.state.login_failures_by_account = RateLimit(settings.login_max_failures, window)
+    app.state.login_failures_by_address = RateLimit(
+        settings.login_max_failures_per_address, window
+    )
+    app.state.signups = RateLimit(settings.signups_per_hour, 3600)
     return app
 
 
@@ -186,7 +205,10 @@ app = create_app()
 
 def main() -> None:
     settings: Settings = app.state.settings
-    uvicorn.run(app, host=settings.host, port=settings.port)
+    # uvicorn closes a WebSocket whose frame is over ws_max_size (code 1009).
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, ws_max_size=settings.max_body_bytes
+    )
 
 
 if __name__ == "__main__":

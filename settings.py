@@ -44,6 +44,12 @@ class Settings:
     conversation_cooldown_seconds: float = 3.0
     password_rounds: int = 600_000
     max_question_chars: int = 32_000
+    # Abuse limits; 0 turns each one off.
+    login_max_failures: int = 10
+    login_max_failures_per_address: int = 100
+    login_window_seconds: float = 900.0
+    signups_per_hour: int = 20
+    max_body_bytes: int = 1024 * 1024
 
     @property
     def production(self) -> bool:
@@ -113,5 +119,24 @@ def load_settings(env_file: str | Path = ".env") -> Settings:
         ),
         max_question_chars=config(
             "PRIVIA_MAX_QUESTION_CHARS", cast=int, default=defaults.max_question_chars
+        ),
+        login_max_failures=config(
+            "PRIVIA_LOGIN_MAX_FAILURES", cast=int, default=defaults.login_max_failures
+        ),
+        login_max_failures_per_address=config(
+            "PRIVIA_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            cast=int,
+            default=defaults.login_max_failures_per_address,
+        ),
+        login_window_seconds=config(
+            "PRIVIA_LOGIN_WINDOW_SECONDS",
+            cast=float,
+            default=defaults.login_window_seconds,
+        ),
+        signups_per_hour=config(
+            "PRIVIA_SIGNUPS_PER_HOUR", cast=int, default=defaults.signups_per_hour
+        ),
+        max_body_bytes=config(
+            "PRIVIA_MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes
         ),
     )

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from database import write_transaction
 from handlers.body import invalid, read_json_object, text_field
+from limits import RateLimit
 from tokens import TokenError, decode_token, issue_token
 
 log = logging.getLogger("privia.auth")
@@ -29,6 +30,8 @@ MAX_PASSWORD_LENGTH = 1024
 OAUTH_PROVIDERS = ("google", "github")
 NO_STORE = {"Cache-Control": "no-store"}
 USER_COLUMNS = "id, email, full_name, role, provider, avatar_url"
+TOO_MANY_FAILURES = "Too many failed sign-ins; try again later"
+TOO_MANY_SIGNUPS = "Too many signups from this address; try again later"
 
 
 # Queries
@@ -210,6 +213,20 @@ async def read_credentials(request: Request) -> tuple[str, str]:
     return email, password
 
 
+def client_address(request: Request) -> str:
+    """The caller's address: the socket's, or the proxy's word when uvicorn trusts it."""
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_if_limited(limit: RateLimit, key: str, message: str) -> None:
+    """Raise 429 with Retry-After when key has used up its limit."""
+    retry_after = limit.retry_after(key)
+    if retry_after is not None:
+        raise HTTPException(
+            429, message, headers={"Retry-After": str(retry_after)} | NO_STORE
+        )
+
+
 # Routes
 
 
@@ -226,6 +243,10 @@ async def signup(request: Request) -> JSONResponse:
     )
     full_name = text_field(body, "full_name", required=False, max_length=200)
     state = request.app.state
+
+    address = client_address(request)
+    refuse_if_limited(state.signups, address, TOO_MANY_SIGNUPS)
+    state.signups.add(address)
 
     # Refuse a taken email before spending a hash on it; the insert still
     # decides when two signups race.
@@ -246,14 +267,31 @@ async def login(request: Request) -> JSONResponse:
     email, password = await read_credentials(request)
     state = request.app.state
 
+    # Checked before any hashing, so a guessing run costs the server nothing
+    # once it is refused. Unknown emails count too, or the 429 would tell
+    # which accounts exist. Each attempt counts as a failure until its hash
+    # says otherwise: counted afterwards, a burst of parallel guesses would
+    # all pass the check while the first hashes were still running.
+    address = client_address(request)
+    refuse_if_limited(state.login_failures_by_account, email, TOO_MANY_FAILURES)
+    refuse_if_limited(state.login_failures_by_address, address, TOO_MANY_FAILURES)
+    state.login_failures_by_account.add(email)
+    state.login_failures_by_address.add(address)
+
     found = await state.db.run(get_login, email)
     if found is None:
         await run_in_threadpool(state.hasher.dummy_verify)
-        raise HTTPException(400, "Invalid email or password")
-    user, stored_hash = found
-    matches, new_hash = await run_in_threadpool(state.hasher.verify, password, stored_hash)
+        matches, new_hash = False, None
+    else:
+        user, stored_hash = found
+        matches, new_hash = await run_in_threadpool(
+            state.hasher.verify, password, stored_hash
+        )
     if not matches:
+        log.info("failed sign-in from %s", address)
         raise HTTPException(400, "Invalid email or password")
+    state.login_failures_by_account.reset(email)
+    state.login_failures_by_address.undo(address)
 
     if new_hash is not None:
         await state.db.run(update_password_hash, user["id"], new_hash)

@@ -116,7 +116,7 @@ def title_from(question: str) -> str:
     words = " ".join(question.split())
     if len(words) <= TITLE_LENGTH:
         return words
-    return words[:TITLE_LENGTH] + "..."
+    return words[:TITLE_LENGTH].rstrip() + "..."
 
 
 def store_question(

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 import smoke
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from live import LiveServer
 
@@ -67,3 +68,101 @@ def test_access_log_never_shows_a_token(live):
     log = live.log()
     assert "token=[redacted]" in log
     assert token not in log
+
+
+def test_an_oversized_socket_frame_closes_the_socket(tmp_path):
+    server = LiveServer(tmp_path, PRIVIA_MAX_BODY_BYTES="2000").start()
+    try:
+        token = sign_in(server.url)["Authorization"].removeprefix("Bearer ")
+        ws_url = server.url.replace("http", "ws") + f"/api/ws/chat?token={token}"
+        with connect(ws_url) as socket:
+            socket.send(json.dumps({"question": "small enough"}))
+            while json.loads(socket.recv())["type"] != "done":
+                pass
+            socket.send(json.dumps({"question": "x" * 3000}))
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv()
+        assert closed.value.rcvd.code == 1009
+    finally:
+        server.stop()
+
+
+def test_an_oversized_chunked_body_is_413_on_a_real_socket(live):
+    headers = sign_in(live.url) | {"Content-Type": "application/json"}
+
+    def chunks():
+        yield b'{"question": "'
+        for _ in range(2000):
+            yield b"x" * 1024
+
+    response = requests.post(f"{live.url}/api/query", data=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body is larger than 1048576 bytes"}
+
+
+def test_no_secret_reaches_the_log(tmp_path):
+    secret_key = "a-signing-key-that-must-never-be-logged-0123456789"
+    oauth_secret = "an-oauth-secret-that-must-never-be-logged"
+    password = "a-password-that-must-never-be-logged"
+    question = "a question whose text must never be logged"
+    server = LiveServer(
+        tmp_path, PRIVIA_SECRET_KEY=secret_key, PRIVIA_OAUTH_SECRET=oauth_secret
+    ).start()
+    try:
+        url = server.url
+        body = {"email": "quiet@example.com", "password": password}
+        requests.post(f"{url}/api/auth/signup", json=body).raise_for_status()
+        requests.post(f"{url}/api/auth/login", json=body | {"password": password + "x"})
+        form = {"username": body["email"], "password": password}
+        requests.post(f"{url}/api/auth/login", data=form).raise_for_status()
+        token = requests.post(f"{url}/api/auth/login", json=body).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        requests.get(f"{url}/api/auth/me", headers=headers).raise_for_status()
+        requests.post(f"{url}/api/query", json={"question": question}, headers=headers)
+        requests.post(f"{url}/api/stream", json={"question": question}, headers=headers)
+        requests.get(f"{url}/api/auth/me", headers={"Authorization": f"Bearer {token}x"})
+        requests.post(
+            f"{url}/api/auth/oauth",
+            headers={"X-Privia-OAuth-Secret": oauth_secret},
+            json={"provider": "github", "provider_account_id": 1, "email": "o@x.org"},
+        ).raise_for_status()
+        ws_url = url.replace("http", "ws") + f"/api/ws/chat?token={token}"
+        with connect(ws_url) as socket:
+            socket.send(json.dumps({"question": question}))
+            while json.loads(socket.recv())["type"] != "done":
+                pass
+    finally:
+        server.stop()
+
+    log = server.log()
+    assert "signed up" in log and "stream ended" in log
+    for secret in (secret_key, oauth_secret, password, question, token):
+        assert secret not in log
+
+
+@pytest.mark.parametrize(
+    "trusted, separate", [("127.0.0.1", True), ("192.0.2.1", False)]
+)
+def test_forwarded_addresses_count_only_from_a_trusted_proxy(
+    tmp_path, trusted, separate
+):
+    server = LiveServer(
+        tmp_path,
+        FORWARDED_ALLOW_IPS=trusted,
+        PRIVIA_LOGIN_MAX_FAILURES="0",
+        PRIVIA_LOGIN_MAX_FAILURES_PER_ADDRESS="2",
+    ).start()
+    try:
+
+        def fail_from(address):
+            body = {"email": "nobody@example.com", "password": "wrong password"}
+            headers = {"X-Forwarded-For": address}
+            url = f"{server.url}/api/auth/login"
+            return requests.post(url, json=body, headers=headers).status_code
+
+        assert [fail_from("198.51.100.1") for _ in range(3)] == [400, 400, 429]
+        # Through a trusted proxy, another client has a count of its own;
+        # otherwise the header is ignored and the socket's address is locked.
+        assert fail_from("198.51.100.2") == (400 if separate else 429)
+    finally:
+        server.stop()

@@ -1,0 +1,402 @@
+"""The API contract: GET /api/openapi.json, an OpenAPI 3.1 document written by hand.
+
+Every HTTP route is described here; tests/test_openapi.py fails when a route
+and this document disagree, and runs schemathesis against a live server to
+check that the answers match it. The WebSocket is described in words only,
+since OpenAPI has no way to describe one.
+"""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from settings import VERSION, Settings
+
+DEFAULTS = Settings()
+
+
+# Building blocks
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def record(properties: dict, optional: tuple[str, ...] = ()) -> dict:
+    """A JSON object with exactly these properties, all required but `optional`."""
+    return fields(properties, optional) | {"additionalProperties": False}
+
+
+def fields(properties: dict, optional: tuple[str, ...] = ()) -> dict:
+    """A request body: these properties, all required but `optional`; others ignored."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+    }
+
+
+def text(min_length: int = 0, max_length: int | None = None, **extra) -> dict:
+    schema = {"type": "string", "minLength": min_length} | extra
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def json_body(schema: dict, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def answer(
+    description: str, schema: dict | None = None, headers: dict | None = None
+) -> dict:
+    response: dict = {"description": description}
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def errors(*statuses: int) -> dict:
+    """The {"detail": ...} responses for these statuses."""
+    return {
+        str(status): {"$ref": f"#/components/responses/{status}"}
+        for status in statuses
+    }
+
+
+# Requests that carry a body can also meet the body-size guard.
+BODY_ERRORS = (400, 413, 422)
+BEARER = [{"bearer": []}, {"cookie": []}]
+CONVERSATION_ID = {
+    "name": "conversation_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+}
+
+CONVERSATION = {
+    "id": {"type": "string"},
+    "title": {"type": "string"},
+    "status": {"enum": ["empty", "active"]},
+    "created_at": {"type": "string"},
+    "updated_at": {"type": "string"},
+}
+USER = {
+    "id": {"type": "string"},
+    "email": {"type": "string"},
+    "full_name": nullable({"type": "string"}),
+    "role": {"type": "string"},
+}
+QUESTION = fields(
+    {
+        "question": text(1, DEFAULTS.max_question_chars),
+        "conversation_id": nullable(text(0, 64)),
+    },
+    optional=("conversation_id",),
+)
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"enum": ["message", "done", "error"]},
+        "data": {"type": "string"},
+    },
+    "required": ["event", "data"],
+}
+CREDENTIALS_FORM = fields(
+    {"username": text(1, 254), "password": text(1, 1024)},
+)
+
+SCHEMAS = {
+    "Error": record({"detail": {"type": "string"}}),
+    "User": record(USER),
+    "Profile": record(
+        USER
+        | {
+            "provider": nullable({"type": "string"}),
+            "avatar_url": nullable({"type": "string"}),
+        }
+    ),
+    "Token": record(
+        {
+            "access_token": {"type": "string"},
+            "token_type": {"const": "bearer"},
+            "user": ref("User"),
+        }
+    ),
+    "Conversation": record(CONVERSATION),
+    "ConversationSummary": record(CONVERSATION | {"message_count": {"type": "integer"}}),
+    "ConversationDetail": record(
+        CONVERSATION
+        | {
+            "messages": {
+                "type": "array",
+                "items": record(
+                    {
+                        "id": {"type": "string"},
+                        "role": {"enum": ["user", "assistant"]},
+                        "content": {"type": "string"},
+                        "timestamp": {"type": "string"},
+                    }
+                ),
+            }
+        }
+    ),
+    "Answer": record(
+        {
+            "answer": {"type": "string"},
+            "conversation_id": {"type": "string"},
+            "message_id": nullable({"type": "string"}),
+            "mode": {"type": "string"},
+            "sources": {"type": "array"},
+            "model": nullable({"type": "string"}),
+            "usage": {"type": "object"},
+        },
+        optional=("usage",),
+    ),
+    "Health": record(
+        {
+            "status": {"enum": ["ok", "degraded"]},
+            "version": {"type": "string"},
+            "env": {"type": "string"},
+            "uptime": {"type": "number"},
+            "timestamp": {"type": "string"},
+            "database": {"enum": ["ok", "unavailable"]},
+            "engine": {"type": "string"},
+        }
+    ),
+}
+
+ERROR_DESCRIPTIONS = {
+    400: "The request was refused (a taken email, a failed sign-in, a bad header)",
+    401: "No token, or one that is forged, expired or for a deleted user",
+    403: "Forbidden",
+    404: "No such conversation for this user",
+    413: "The body is larger than the limit",
+    422: "The body is not what the route takes; the detail names the field",
+    429: "Too many attempts; wait for Retry-After seconds",
+    502: "The engine failed; the question is kept",
+    503: "The database is unreadable",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
+def error_answer(status: int) -> dict:
+    headers = RETRY_AFTER if status == 429 else None
+    return answer(ERROR_DESCRIPTIONS[status], ref("Error"), headers)
+
+
+# The routes
+
+HEALTH = {
+    "summary": "Whether Privia and its database are up",
+    "responses": {
+        "200": answer("Up", ref("Health")),
+        "503": answer(ERROR_DESCRIPTIONS[503], ref("Health")),
+    },
+}
+
+PATHS = {
+    "/api/health": {"get": HEALTH | {"operationId": "health"}},
+    "/api/health/": {"get": HEALTH | {"operationId": "health_slash"}},
+    "/api/openapi.json": {
+        "get": {
+            "operationId": "get_openapi",
+            "summary": "This document",
+            "responses": {"200": answer("The OpenAPI document", {"type": "object"})},
+        }
+    },
+    "/api/auth/signup": {
+        "post": {
+            "operationId": "signup",
+            "summary": "Create an account with an email and a password",
+            "requestBody": json_body(
+                fields(
+                    {
+                        "email": text(3, 254, format="email"),
+                        "password": text(8, 1024),
+                        "full_name": nullable(text(0, 200)),
+                    },
+                    optional=("full_name",),
+                )
+            ),
+            "responses": {"201": answer("Created", ref("User"))}
+            | errors(*BODY_ERRORS, 429),
+        }
+    },
+    "/api/auth/login": {
+        "post": {
+            "operationId": "login",
+            "summary": "Exchange an email and password for an access token",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": fields(
+                            {"email": text(1, 254), "password": text(1, 1024)}
+                        )
+                    },
+                    "application/x-www-form-urlencoded": {"schema": CREDENTIALS_FORM},
+                    "multipart/form-data": {"schema": CREDENTIALS_FORM},
+                },
+            },
+            "responses": {"200": answer("Signed in", ref("Token"))}
+            | errors(*BODY_ERRORS, 429),
+        }
+    },
+    "/api/auth/me": {
+        "get": {
+            "operationId": "me",
+            "summary": "The signed-in user",
+            "security": BEARER,
+            "responses": {"200": answer("The user", ref("Profile"))} | errors(401),
+        }
+    },
+    "/api/auth/oauth": {
+        "post": {
+            "operationId": "oauth_sign_in",
+            "summary": "Sign in a user the web frontend signed in with Google or GitHub",
+            "parameters": [
+                {
+                    "name": "X-Privia-OAuth-Secret",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": json_body(
+                fields(
+                    {
+                        "provider": {"enum": ["google", "github"]},
+                        "provider_account_id": {"type": ["string", "integer"]},
+                        "email": text(3, 254, format="email"),
+                        "full_name": nullable(text(0, 200)),
+                        "avatar_url": nullable(text(0, 2048)),
+                    },
+                    optional=("full_name", "avatar_url"),
+                )
+            ),
+            "responses": {"200": answer("Signed in", ref("Token"))}
+            | errors(*BODY_ERRORS, 403),
+        }
+    },
+    "/api/conversations": {
+        "get": {
+            "operationId": "list_conversations",
+            "summary": "The caller's conversations, most recently updated first",
+            "security": BEARER,
+            "responses": {
+                "200": answer(
+                    "The conversations",
+                    {"type": "array", "items": ref("ConversationSummary")},
+                )
+            }
+            | errors(401),
+        },
+        "post": {
+            "operationId": "create_conversation",
+            "summary": "The caller's empty conversation, made if they have none",
+            "security": BEARER,
+            "requestBody": json_body(
+                fields({"title": nullable(text(1, 200))}, optional=("title",)),
+                required=False,
+            ),
+            "responses": {"201": answer("The empty conversation", ref("Conversation"))}
+            | errors(*BODY_ERRORS, 401, 429),
+        },
+    },
+    "/api/conversations/{conversation_id}": {
+        "parameters": [CONVERSATION_ID],
+        "get": {
+            "operationId": "get_conversation",
+            "summary": "One conversation with its messages, oldest first",
+            "security": BEARER,
+            "responses": {"200": answer("The conversation", ref("ConversationDetail"))}
+            | errors(401, 404),
+        },
+        "patch": {
+            "operationId": "rename_conversation",
+            "summary": "Change a conversation's title",
+            "security": BEARER,
+            "requestBody": json_body(fields({"title": text(1, 200)})),
+            "responses": {"200": answer("Renamed", ref("Conversation"))}
+            | errors(*BODY_ERRORS, 401, 404),
+        },
+        "delete": {
+            "operationId": "delete_conversation",
+            "summary": "Delete a conversation and its messages",
+            "security": BEARER,
+            "responses": {"204": answer("Deleted")} | errors(401, 404),
+        },
+    },
+    "/api/query": {
+        "post": {
+            "operationId": "answer_question",
+            "summary": "Answer a question with the whole reply in one JSON body",
+            "security": BEARER,
+            "requestBody": json_body(QUESTION),
+            "responses": {"200": answer("The reply", ref("Answer"))}
+            | errors(*BODY_ERRORS, 401, 404, 502),
+        }
+    },
+    "/api/stream": {
+        "post": {
+            "operationId": "stream_reply",
+            "summary": "Answer a question as Server-Sent Events",
+            "security": BEARER,
+            "requestBody": json_body(QUESTION),
+            "responses": {
+                "200": {
+                    "description": (
+                        "One event per chunk, then `event: done` with the Answer "
+                        "fields but `answer`, or `event: error` with {error}"
+                    ),
+                    # Before OpenAPI 3.2, the schema of an event stream describes
+                    # each event, parsed as {event, data}.
+                    "content": {"text/event-stream": {"schema": SSE_EVENT}},
+                }
+            }
+            | errors(*BODY_ERRORS, 401, 404),
+        }
+    },
+}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Privia",
+        "version": VERSION,
+        "description": (
+            "A self-hosted chat workspace backend. Every error is "
+            '{"detail": "..."}. Besides these routes, the WebSocket '
+            "/api/ws/chat?token=... takes {question, conversation_id?} or plain "
+            'text frames and {"type": "stop"}, and sends token frames then done.'
+        ),
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "responses": {
+            str(status): error_answer(status) for status in ERROR_DESCRIPTIONS
+        },
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "auth-token"},
+        },
+    },
+}
+
+
+async def get_openapi(request: Request) -> JSONResponse:
+    """Return the OpenAPI document of this API."""
+    return JSONResponse(DOCUMENT)

@@ -1,0 +1,123 @@
+"""The contract: the OpenAPI document matches the routes, and a live server keeps it.
+
+schemathesis generates requests from the document for every operation, a
+bounded number per operation, and checks each answer: never a 500, and
+status, content type, headers and body all as the document says.
+"""
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from starlette.routing import Route
+
+from handlers.openapi import DOCUMENT
+from live import LiveServer
+
+CASES_PER_OPERATION = 30
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+def app_operations(app):
+    """(path, method) for every HTTP route of the app; HEAD comes free with GET."""
+    return {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in route.methods
+        if method != "HEAD"
+    }
+
+
+def documented_operations(document):
+    return {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+
+
+def test_the_document_and_the_routes_match_both_ways(app):
+    routes = app_operations(app)
+    documented = documented_operations(DOCUMENT)
+    assert routes - documented == set(), "routes the document does not describe"
+    assert documented - routes == set(), "operations the app does not serve"
+
+
+def test_the_document_is_served_as_openapi_3_1(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"] == "3.1.0"
+    assert document == DOCUMENT
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_every_operation_says_what_it_answers(client):
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            assert operation["responses"], (method, path)
+            if method in ("post", "patch") and "requestBody" not in operation:
+                pytest.fail(f"{method} {path} has no request body")
+
+
+@pytest.fixture(scope="module")
+def live_api(tmp_path_factory):
+    # No throttles here: schemathesis signs in and up far more often than a person.
+    server = LiveServer(
+        tmp_path_factory.mktemp("openapi"),
+        PRIVIA_LOGIN_MAX_FAILURES="0",
+        PRIVIA_LOGIN_MAX_FAILURES_PER_ADDRESS="0",
+        PRIVIA_SIGNUPS_PER_HOUR="0",
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_headers(live_api):
+    body = {"email": "contract@example.com", "password": "contract-password"}
+    requests.post(f"{live_api.url}/api/auth/signup", json=body).raise_for_status()
+    login = requests.post(f"{live_api.url}/api/auth/login", json=body)
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+# The document served is DOCUMENT (tested above); loading it here lets pytest
+# list one test per operation before any server is running.
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=CASES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_live_server_keeps_the_contract(case, live_api, live_headers):
+    case.call_and_validate(base_url=live_api.url, headers=live_headers, checks=CHECKS)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=CASES_PER_OPERATION // 3,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_live_server_keeps_the_contract_signed_out(case, live_api):
+    case.call_and_validate(base_url=live_api.url, checks=CHECKS)
