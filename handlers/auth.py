@@ -10,7 +10,6 @@ import re
 import sqlite3
 import uuid
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
@@ -252,7 +251,7 @@ async def signup(request: Request) -> JSONResponse:
     # decides when two signups race.
     if await state.db.run(get_user_by_email, email) is not None:
         raise HTTPException(400, "Email already registered")
-    password_hash = await run_in_threadpool(state.hasher.hash, password)
+    password_hash = await state.hasher.hash_in_worker(password)
     try:
         user = await state.db.run(insert_user, email, password_hash, full_name)
     except sqlite3.IntegrityError:
@@ -280,13 +279,11 @@ async def login(request: Request) -> JSONResponse:
 
     found = await state.db.run(get_login, email)
     if found is None:
-        await run_in_threadpool(state.hasher.dummy_verify)
+        await state.hasher.dummy_verify_in_worker()
         matches, new_hash = False, None
     else:
         user, stored_hash = found
-        matches, new_hash = await run_in_threadpool(
-            state.hasher.verify, password, stored_hash
-        )
+        matches, new_hash = await state.hasher.verify_in_worker(password, stored_hash)
     if not matches:
         log.info("failed sign-in from %s", address)
         raise HTTPException(400, "Invalid email or password")
@@ -295,7 +292,9 @@ async def login(request: Request) -> JSONResponse:
 
     if new_hash is not None:
         await state.db.run(update_password_hash, user["id"], new_hash)
-        log.info("user %s password hash upgraded to %d rounds", user["id"], state.hasher.rounds)
+        log.info(
+            "user %s password hash upgraded to %d rounds", user["id"], state.hasher.rounds
+        )
     return token_response(request, user)
 
 

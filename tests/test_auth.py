@@ -299,3 +299,46 @@ def test_oauth_account_cannot_log_in_with_a_password(oauth_client):
 )
 def test_oauth_rejects_bad_input(oauth_client, fields):
     assert oauth(oauth_client, **fields).status_code == 422
+
+
+def test_queued_logins_leave_the_thread_pool_to_other_requests(settings, engine):
+    """Sixty logins wait for two hashing slots; a database read is not stuck behind them."""
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+    from threading import Event
+
+    from starlette.testclient import TestClient
+
+    from conftest import AuthActions
+    from privia import create_app
+
+    unlimited = replace(
+        settings, login_max_failures=0, login_max_failures_per_address=0
+    )
+    app = create_app(unlimited, engine)
+    release, hashing = Event(), []
+
+    def slow_verify(password, stored_hash):
+        hashing.append(password)
+        release.wait(10)
+        return False, None
+
+    with TestClient(app) as client, ThreadPoolExecutor(61) as pool:
+        headers = AuthActions(client).headers()
+        app.state.hasher.verify = slow_verify
+        body = {"email": "ada@example.com", "password": "wrong password"}
+        logins = [
+            pool.submit(client.post, "/api/auth/login", json=body) for _ in range(60)
+        ]
+        while len(hashing) < 2:
+            time.sleep(0.01)
+        time.sleep(0.3)  # let the other 58 logins arrive and queue
+
+        listed = pool.submit(client.get, "/api/conversations", headers=headers)
+        status = listed.result(timeout=5).status_code
+        hashing_while_listed = len(hashing)
+        release.set()
+        assert {f.result().status_code for f in logins} == {400}
+
+    assert status == 200
+    assert hashing_while_listed == 2
