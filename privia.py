@@ -14,8 +14,9 @@ it; `uvicorn privia:app` does too.
 import contextlib
 import logging
 import re
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from urllib.parse import unquote_plus
 
 import anyio
@@ -24,13 +25,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from database import Database, apply_schema
 from engines import Engine, make_engine
 from handlers import auth, chat, conversations, health, openapi
-from handlers.errors import http_error, server_error
+from handlers.errors import database_error, http_error, server_error
 from handlers.middleware import BodySizeLimit, SecurityHeaders
 from limits import RateLimit
 from passwords import PasswordHasher
@@ -98,11 +101,31 @@ def signing_key(settings: Settings) -> str:
 
 
 class Privia(Starlette):
-    """Starlette with the security headers outside its error middleware, so a 500
-    carries them too."""
+    """Starlette with some middleware outside its error handling, so that a 500
+    passes through it too (CORS headers, security headers)."""
+
+    def __init__(self, *args, outer_middleware: Sequence[Middleware] = (), **kwargs):
+        self.outer_middleware = list(outer_middleware)
+        super().__init__(*args, **kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.outer_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
+def by_method(**endpoints: Callable) -> Callable:
+    """One endpoint for a path that several handlers serve, one per HTTP method.
+
+    Starlette's 405 then lists every method of the path in its Allow header.
+    """
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return dispatch
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Privia:
@@ -139,52 +162,48 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/api/auth/oauth", auth.oauth_sign_in, methods=["POST"], name="oauth_sign_in"),
         Route(
             "/api/conversations",
-            conversations.list_conversations,
-            methods=["GET"],
-            name="list_conversations",
-        ),
-        Route(
-            "/api/conversations",
-            conversations.create_conversation,
-            methods=["POST"],
-            name="create_conversation",
+            by_method(
+                GET=conversations.list_conversations,
+                POST=conversations.create_conversation,
+            ),
+            methods=["GET", "POST"],
+            name="conversations",
         ),
         Route(
             "/api/conversations/{conversation_id}",
-            conversations.get_conversation_detail,
-            methods=["GET"],
-            name="get_conversation",
-        ),
-        Route(
-            "/api/conversations/{conversation_id}",
-            conversations.rename_conversation,
-            methods=["PATCH"],
-            name="rename_conversation",
-        ),
-        Route(
-            "/api/conversations/{conversation_id}",
-            conversations.delete_conversation,
-            methods=["DELETE"],
-            name="delete_conversation",
+            by_method(
+                GET=conversations.get_conversation_detail,
+                PATCH=conversations.rename_conversation,
+                DELETE=conversations.delete_conversation,
+            ),
+            methods=["GET", "PATCH", "DELETE"],
+            name="conversation",
         ),
         Route("/api/query", chat.answer_question, methods=["POST"], name="answer_question"),
         Route("/api/stream", chat.stream_reply, methods=["POST"], name="stream_reply"),
         WebSocketRoute("/api/ws/chat", chat.chat_socket, name="chat_socket"),
     ]
-    middleware = [
+    outer_middleware = [
+        Middleware(SecurityHeaders),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.allowed_origins),
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type"],
+            # A browser shows a script only the headers it is told it may.
+            expose_headers=["Retry-After"],
         ),
-        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ]
     app = Privia(
         routes=routes,
-        middleware=middleware,
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        outer_middleware=outer_middleware,
+        exception_handlers={
+            HTTPException: http_error,
+            sqlite3.OperationalError: database_error,
+            Exception: server_error,
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings

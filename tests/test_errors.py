@@ -19,8 +19,17 @@ def test_unknown_route_is_404(client):
     assert_error(client.get("/api/nothing-here"), 404)
 
 
-def test_wrong_method_is_405(client):
-    assert_error(client.put("/api/conversations"), 405)
+@pytest.mark.parametrize(
+    "path, allowed",
+    [
+        ("/api/conversations", {"GET", "HEAD", "POST"}),
+        ("/api/conversations/some-id", {"GET", "HEAD", "PATCH", "DELETE"}),
+    ],
+)
+def test_wrong_method_is_405_naming_every_allowed_one(client, path, allowed):
+    response = client.put(path)
+    assert_error(response, 405)
+    assert set(response.headers["allow"].split(", ")) == allowed
 
 
 def test_bad_token_is_401(client):
@@ -67,6 +76,45 @@ def test_unexpected_failure_is_500(settings, engine, auth, monkeypatch):
         response = client.get("/api/conversations", headers=auth.headers())
     assert_error(response, 500)
     assert "a bug" not in response.text
+
+
+def test_server_error_carries_the_cors_origin(settings, engine, auth, monkeypatch):
+    import handlers.conversations
+
+    def broken(conn, user_id):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(handlers.conversations, "fetch_conversation_list", broken)
+    origin = settings.allowed_origins[0]
+    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
+        auth.client = client
+        headers = auth.headers() | {"Origin": origin}
+        response = client.get("/api/conversations", headers=headers)
+    assert_error(response, 500)
+    assert response.headers["access-control-allow-origin"] == origin
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_retry_after_is_exposed_to_the_browser(client, settings):
+    origin = settings.allowed_origins[0]
+    response = client.get("/api/health", headers={"Origin": origin})
+    assert "Retry-After" in response.headers["access-control-expose-headers"]
+
+
+def test_a_database_locked_past_the_timeout_is_503(settings, engine, auth, monkeypatch):
+    import sqlite3
+
+    import handlers.conversations
+
+    def locked(conn, user_id):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(handlers.conversations, "fetch_conversation_list", locked)
+    with TestClient(create_app(settings, engine)) as client:
+        auth.client = client
+        response = client.get("/api/conversations", headers=auth.headers())
+    assert_error(response, 503)
+    assert response.headers["retry-after"] == "1"
 
 
 def test_unreadable_database_makes_health_503(client, settings):
