@@ -261,3 +261,37 @@ def test_oauth_account_cannot_log_in_with_a_password(oauth_client):
 )
 def test_oauth_rejects_bad_input(oauth_client, fields):
     assert oauth(oauth_client, **fields).status_code == 422
+
+
+def test_cookie_alone_cannot_change_state_without_our_origin(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+
+    response = client.post("/api/conversations", json={})
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This request must come from a Privia page"}
+    other = {"Origin": "https://evil.example"}
+    assert client.post("/api/conversations", json={}, headers=other).status_code == 403
+
+
+def test_cookie_changes_state_from_our_origin_or_an_allowed_one(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+
+    ours = {"Origin": "http://testserver"}
+    assert client.post("/api/conversations", json={}, headers=ours).status_code == 201
+    allowed = {"Origin": "http://localhost:3000"}
+    assert client.get("/api/conversations", headers=allowed).status_code == 200
+    assert client.post("/api/conversations", json={}, headers=allowed).status_code == 201
+
+
+def test_reading_with_the_cookie_needs_no_origin(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+    assert client.get("/api/conversations").status_code == 200
+
+
+def test_bearer_token_needs_no_origin_even_with_a_cookie(client, auth, headers):
+    client.cookies.set("auth-token", "stale")
+    response = client.post("/api/conversations", json={}, headers=headers)
+    assert response.status_code == 201
