@@ -23,15 +23,17 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from database import Database, apply_schema
 from engines import Engine, make_engine
-from handlers import auth, chat, conversations, health
+from oauth import configured_providers
+from handlers import auth, chat, conversations, health, web
 from handlers.errors import http_error, server_error
 from passwords import PasswordHasher
 from settings import Settings, load_settings
 from tokens import load_or_create_secret
+from web_files import static_files
 
 log = logging.getLogger("privia")
 
@@ -147,6 +149,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/api/query", chat.answer_question, methods=["POST"], name="answer_question"),
         Route("/api/stream", chat.stream_reply, methods=["POST"], name="stream_reply"),
         WebSocketRoute("/api/ws/chat", chat.chat_socket, name="chat_socket"),
+        *web_routes(),
     ]
     middleware = [
         Middleware(
@@ -167,7 +170,31 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.db = Database(settings.database)
     app.state.hasher = PasswordHasher(settings.password_rounds)
+    app.state.oauth_providers = configured_providers(settings)
     return app
+
+
+def web_routes() -> list[Route | Mount]:
+    """The web app: its pages, its session and its static files."""
+    return [
+        Route("/", web.show_landing, methods=["GET"], name="show_landing"),
+        Route("/login", web.show_login, methods=["GET"], name="show_login"),
+        Route("/signup", web.show_signup, methods=["GET"], name="show_signup"),
+        Route("/app", web.show_workspace, methods=["GET"], name="show_workspace"),
+        Route("/auth/sign-in", web.sign_in, methods=["POST"], name="sign_in"),
+        Route("/auth/sign-out", web.sign_out, methods=["POST"], name="sign_out"),
+        Route(
+            "/auth/providers", web.list_providers, methods=["GET"], name="list_providers"
+        ),
+        Route("/auth/{provider}", web.start_oauth, methods=["GET"], name="start_oauth"),
+        Route(
+            "/auth/{provider}/callback",
+            web.finish_oauth,
+            methods=["GET"],
+            name="finish_oauth",
+        ),
+        Mount("/static", app=static_files(), name="static"),
+    ]
 
 
 app = create_app()
