@@ -1,0 +1,224 @@
+"""The web app in a real browser: Debian's Chromium driven by Playwright.
+
+Each test serves a fresh Privia from a thread and writes a screenshot of each
+step to test-screenshots/<test name>/, so a person can look at what it saw.
+"""
+
+import re
+import sqlite3
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from browser import CHROMIUM, CHROMIUM_ARGS, Screenshots, ThreadServer
+from engines.stub import STUB_REPLY, StubEngine
+from fakes import ScriptedEngine
+from privia import create_app
+from settings import Settings
+
+PASSWORD = "correct horse battery"
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 740}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def engine():
+    # Slow enough to watch the reply arrive word by word.
+    return StubEngine(delay=0.03)
+
+
+@pytest.fixture
+def server(tmp_path, engine):
+    settings = Settings(
+        database=tmp_path / "privia.db",
+        secret_key="a-browser-test-signing-key-long-enough",
+        password_rounds=1000,
+        conversation_cooldown_seconds=0,
+    )
+    server = ThreadServer(create_app(settings, engine)).start()
+    server.database = settings.database
+    yield server
+    server.stop()
+
+
+def new_page(browser, server, viewport=LAPTOP):
+    context = browser.new_context(base_url=server.url, viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    page = new_page(browser, server)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def shots(request):
+    return Screenshots(request.node.name)
+
+
+def at(path):
+    """Match the page URL by its path, whatever the port, query or fragment."""
+    return re.compile(rf"^http://127\.0\.0\.1:\d+{re.escape(path)}([?#].*)?$")
+
+
+def sign_up(page, shots, email="ada@example.com", name="Ada Lovelace"):
+    page.goto("/signup")
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    shots.take(page, "sign-up-form")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(at("/app"))
+
+
+def composer(page):
+    return page.get_by_label("Message", exact=True)
+
+
+def send(page, text):
+    composer(page).fill(text)
+    composer(page).press("Enter")
+
+
+def wait_for_reply(page):
+    expect(page.locator(".message.streaming")).to_have_count(0)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def main_path(page, shots):
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Private chat")
+    shots.take(page, "landing")
+    page.get_by_role("link", name="Create an account").click()
+
+    sign_up(page, shots)
+    expect(page.locator("#user-name")).to_have_text("Ada Lovelace")
+    shots.take(page, "signed-up")
+    drawer(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(at("/login"))
+
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Invalid email or password")
+    shots.take(page, "wrong-password")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(at("/app"))
+
+    # Send stays disabled while the composer is empty; Shift+Enter adds a line.
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    composer(page).press_sequentially("What is Privia?")
+    composer(page).press("Shift+Enter")
+    composer(page).press_sequentially("In one line, please.")
+    expect(composer(page)).to_have_value("What is Privia?\nIn one line, please.")
+    composer(page).press("Enter")
+
+    reply = page.locator(".message.assistant").first
+    expect(page.locator(".message.assistant.streaming")).to_have_count(1)
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    expect(reply).to_contain_text("No language model")
+    partial = reply.locator(".message-body").inner_text()
+    shots.take(page, "streaming")
+    wait_for_reply(page)
+    final = reply.locator(".message-body").inner_text()
+    # It was seen part-written, then whole: the reply streamed in.
+    assert len(partial) < len(final) and final.startswith(partial.rstrip("…"))
+    assert final == STUB_REPLY
+    title = "What is Privia? In one line, please."
+    expect(page.locator("#conversation-title")).to_have_text(title)
+    shots.take(page, "first-reply")
+
+    send(page, "And a second question")
+    expect(page.locator(".message.user")).to_have_count(2)
+    wait_for_reply(page)
+    page.reload()
+    expect(page.locator(".message")).to_have_count(4)
+    expect(page.locator(".message.user .message-body").nth(1)).to_have_text(
+        "And a second question"
+    )
+    expect(page.locator("#conversation-title")).to_have_text(title)
+    current = page.locator(".conversation-link[aria-current=page]")
+    expect(current).to_have_text(title)
+    shots.take(page, "after-reload")
+
+    return title
+
+
+def drawer(page):
+    """Open the conversation drawer when the screen is narrow."""
+    button = page.get_by_role("button", name="Open conversations")
+    if button.is_visible() and button.get_attribute("aria-expanded") == "false":
+        button.click()
+        expect(page.locator("#sidebar")).to_be_in_viewport()
+
+
+def manage_conversations(page, shots, title):
+    drawer(page)
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator(".message")).to_have_count(0)
+    expect(page.locator("#conversation-title")).to_have_text("New conversation")
+    drawer(page)
+    expect(page.locator(".conversation-link")).to_have_count(2)
+    expect(page.locator(".conversation-link[aria-current=page]")).to_have_text(
+        "New conversation"
+    )
+    shots.take(page, "new-chat")
+
+    page.get_by_role("button", name=f"Rename “{title}”").click()
+    page.get_by_label("New title").fill("Privia basics")
+    shots.take(page, "renaming")
+    page.get_by_label("New title").press("Enter")
+    expect(page.get_by_role("link", name="Privia basics")).to_be_visible()
+
+    page.get_by_label("Filter conversations by title").fill("basics")
+    expect(page.locator(".conversation-link:visible")).to_have_count(1)
+    shots.take(page, "filtered")
+    page.get_by_label("Filter conversations by title").fill("")
+
+    page.get_by_role("button", name="Delete “Privia basics”").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("“Privia basics” and all its messages")
+    shots.take(page, "confirm-delete")
+    dialog.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("link", name="Privia basics")).to_have_count(0)
+    expect(page.locator(".conversation-link")).to_have_count(1)
+    shots.take(page, "deleted")
+
+    drawer(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(at("/login"))
+    page.goto("/app")
+    expect(page).to_have_url(at("/login"))
+    shots.take(page, "signed-out")
+
+
+def test_a_new_user_takes_the_whole_path(page, server, shots):
+    title = main_path(page, shots)
+    manage_conversations(page, shots, title)
+
+    with sqlite3.connect(server.database) as conn:
+        titles = [row[0] for row in conn.execute("SELECT title FROM conversations")]
+    assert titles == ["New conversation"]
+
+
+def test_the_main_path_works_375_pixels_wide(browser, server, shots):
+    page = new_page(browser, server, PHONE)
+    title = main_path(page, shots)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    expect(page.locator("#sidebar")).not_to_be_in_viewport()
+    manage_conversations(page, shots, title)
+    page.context.close()
