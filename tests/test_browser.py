@@ -222,3 +222,125 @@ def test_the_main_path_works_375_pixels_wide(browser, server, shots):
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
     manage_conversations(page, shots, title)
     page.context.close()
+
+
+def sign_up_quickly(page, shots):
+    sign_up(page, shots)
+    expect(page.locator("#user-name")).to_have_text("Ada Lovelace")
+
+
+@pytest.mark.parametrize("engine", [StubEngine(delay=0.25)])
+def test_stop_keeps_the_partial_reply_also_after_a_reload(page, server, shots):
+    sign_up_quickly(page, shots)
+    send(page, "Tell me everything")
+    reply = page.locator(".message.assistant .message-body")
+    expect(reply).to_contain_text("No language model")
+    shots.take(page, "before-stop")
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator(".message.assistant .message-note")).to_have_text("Stopped")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    kept = reply.inner_text()
+    assert 0 < len(kept) < len(STUB_REPLY) and STUB_REPLY.startswith(kept)
+    shots.take(page, "stopped")
+
+    page.reload()
+    expect(page.locator(".message")).to_have_count(2)
+    expect(reply).to_have_text(kept)
+    shots.take(page, "stopped-after-reload")
+    with sqlite3.connect(server.database) as conn:
+        stored = conn.execute("SELECT content FROM messages WHERE role = 'assistant'")
+        # Markdown drops the trailing space of the last word it was given.
+        assert [row[0].rstrip() for row in stored] == [kept]
+
+
+MARKDOWN_REPLY = [
+    "# Notes\n\nA list:\n\n- one\n- two\n\n",
+    "```python\nprint('hi')\n```\n\n",
+    "| a | b |\n| --- | --- |\n| 1 | 2 |\n\n",
+    "See [the docs](https://example.com/docs) and [bad](javascript:alert(1)).\n\n",
+    "<img src=x onerror=\"window.pwned = 'img'\">\n\n",
+    "<script>window.pwned = 'script'</script>\n",
+]
+
+
+@pytest.mark.parametrize("engine", [ScriptedEngine(MARKDOWN_REPLY)])
+def test_replies_render_markdown_and_never_run_html(page, server, shots):
+    sign_up_quickly(page, shots)
+    send(page, "Show me Markdown")
+    wait_for_reply(page)
+    body = page.locator(".message.assistant .message-body")
+
+    expect(body.locator("h1")).to_have_text("Notes")
+    expect(body.locator("ul > li")).to_have_count(2)
+    expect(body.locator("pre > code")).to_have_text("print('hi')\n")
+    expect(body.locator("table td")).to_have_count(2)
+    link = body.get_by_role("link", name="the docs")
+    expect(link).to_have_attribute("href", "https://example.com/docs")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(body.get_by_role("link", name="bad")).to_have_count(0)
+
+    # The markup arrives as text and nothing of it runs.
+    expect(body.locator("img, script")).to_have_count(0)
+    expect(body).to_contain_text('<img src=x onerror="window.pwned = \'img\'">')
+    expect(body).to_contain_text("<script>window.pwned = 'script'</script>")
+    assert page.evaluate("window.pwned") is None
+    shots.take(page, "markdown")
+    page.reload()
+    expect(body.locator("table")).to_have_count(1)
+    assert page.evaluate("window.pwned") is None
+
+
+@pytest.mark.parametrize("engine", [ScriptedEngine(["Half an ", "answer"], fail_at=1)])
+def test_an_engine_error_is_shown_in_the_message(page, server, shots):
+    sign_up_quickly(page, shots)
+    send(page, "Fail please")
+    note = page.locator(".message.assistant .message-note.error")
+    expect(note).to_have_text("the scripted engine failed on purpose")
+    expect(page.locator(".message.assistant .message-body")).to_have_text("Half an")
+    shots.take(page, "engine-error")
+
+
+def test_without_a_websocket_replies_come_over_server_sent_events(page, server, shots):
+    # The socket is refused, as a proxy without WebSocket support would.
+    page.route_web_socket("**/api/ws/chat", lambda socket: socket.close())
+    sign_up_quickly(page, shots)
+    with page.expect_response("**/api/stream") as stream:
+        send(page, "Over SSE")
+    assert stream.value.headers["content-type"].startswith("text/event-stream")
+    wait_for_reply(page)
+    expect(page.locator(".message.assistant .message-body")).to_have_text(STUB_REPLY)
+    expect(page.locator("#conversation-title")).to_have_text("Over SSE")
+    shots.take(page, "sse-reply")
+
+
+@pytest.mark.parametrize("engine", [StubEngine(delay=0.1)])
+def test_a_lost_connection_is_shown_with_a_retry(page, server, shots):
+    cuts = []
+
+    def cut_after_first_token(socket):
+        """Pass the first socket's first token through, then drop it; later ones live."""
+        upstream = socket.connect_to_server()
+
+        def forward(message):
+            socket.send(message)
+            if not cuts and '"token"' in message:
+                cuts.append(message)
+                socket.close()
+
+        upstream.on_message(forward)
+
+    page.route_web_socket("**/api/ws/chat", cut_after_first_token)
+    sign_up_quickly(page, shots)
+    send(page, "Hello?")
+    note = page.locator(".message.assistant .message-note.error")
+    expect(note).to_contain_text("connection was lost")
+    expect(page.get_by_role("alert")).to_contain_text("Connection lost.")
+    shots.take(page, "connection-lost")
+
+    page.get_by_role("button", name="Retry").click()
+    expect(page.get_by_role("alert")).to_be_hidden()
+    expect(page.locator(".message.user .message-body")).to_have_text("Hello?")
+    expect(page.locator("#conversation-title")).to_have_text("Hello?")
+    shots.take(page, "after-retry")

@@ -408,7 +408,9 @@ async function reconnect() {
   state.transport = state.fellBack ? new StreamChat() : new SocketChat();
   try {
     await loadConversations();
-    if (state.currentId) await openConversation(state.currentId);
+    // A first question's conversation is not known until done; it is the newest.
+    const id = state.currentId || state.conversations[0]?.id;
+    if (id) await openConversation(id);
   } catch (error) {
     fail(error, reconnect);
   }
