@@ -13,6 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 from browser import CHROMIUM, CHROMIUM_ARGS, Screenshots, ThreadServer
 from engines.stub import STUB_REPLY, StubEngine
 from fakes import ScriptedEngine
+from oauth_provider import PretendProvider
 from privia import create_app
 from settings import Settings
 
@@ -44,6 +45,7 @@ def server(tmp_path, engine):
         conversation_cooldown_seconds=0,
     )
     server = ThreadServer(create_app(settings, engine)).start()
+    server.app = server.server.config.app
     server.database = settings.database
     yield server
     server.stop()
@@ -336,7 +338,7 @@ def test_a_lost_connection_is_shown_with_a_retry(page, server, shots):
     send(page, "Hello?")
     note = page.locator(".message.assistant .message-note.error")
     expect(note).to_contain_text("connection was lost")
-    expect(page.get_by_role("alert")).to_contain_text("Connection lost.")
+    expect(page.get_by_role("alert")).to_contain_text("Connection lost")
     shots.take(page, "connection-lost")
 
     page.get_by_role("button", name="Retry").click()
@@ -344,3 +346,58 @@ def test_a_lost_connection_is_shown_with_a_retry(page, server, shots):
     expect(page.locator(".message.user .message-body")).to_have_text("Hello?")
     expect(page.locator("#conversation-title")).to_have_text("Hello?")
     shots.take(page, "after-retry")
+
+
+@pytest.fixture
+def provider(server):
+    provider = PretendProvider()
+    provider_server = ThreadServer(provider.app).start()
+    server.app.state.oauth_providers = {"github": provider.provider(provider_server.url)}
+    yield provider
+    provider_server.stop()
+
+
+def test_github_sign_in_runs_the_code_flow_with_pkce(page, server, provider, shots):
+    page.goto("/login")
+    button = page.get_by_role("link", name="Continue with GitHub")
+    expect(button).to_be_visible()
+    shots.take(page, "login-with-github")
+    button.click()
+
+    expect(page).to_have_url(at("/app"))
+    expect(page.locator("#user-name")).to_have_text("Ada from GitHub")
+    expect(page.locator("#user-email")).to_have_text("ada@example.com")
+    shots.take(page, "signed-in-with-github")
+    [token_request] = provider.token_requests
+    assert token_request["grant_type"] == "authorization_code"
+    assert len(token_request["code_verifier"]) >= 43
+    with sqlite3.connect(server.database) as conn:
+        users = conn.execute("SELECT email, provider, provider_account_id FROM users")
+        assert users.fetchall() == [("ada@example.com", "github", "4242")]
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["auth-token"]["httpOnly"] and cookies["auth-token"]["sameSite"] == "Lax"
+    assert "oauth-flow" not in cookies
+
+
+def test_github_sign_in_with_a_bad_state_is_refused(page, server, provider, shots):
+    provider.tamper_state = True
+    page.goto("/login")
+    page.get_by_role("link", name="Continue with GitHub").click()
+
+    expect(page).to_have_url(at("/login"))
+    expect(page.get_by_role("alert")).to_have_text(
+        "That sign-in could not be verified. Please start it again."
+    )
+    shots.take(page, "bad-state")
+    assert provider.token_requests == []
+    assert "auth-token" not in {c["name"] for c in page.context.cookies()}
+    page.goto("/app")
+    expect(page).to_have_url(at("/login"))
+
+
+def test_sign_in_buttons_are_hidden_when_no_provider_is_configured(page, server):
+    page.goto("/login")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    expect(page.locator("#oauth")).to_be_hidden()
+    page.goto("/signup")
+    expect(page.locator("#oauth")).to_be_hidden()

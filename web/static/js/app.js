@@ -360,7 +360,7 @@ async function send() {
     onLost: () => {
       markNote(view, "The connection was lost before the reply finished.", "error");
       finish(reply, null);
-      showBanner("Connection lost.", reconnect);
+      showBanner("Connection lost. What was written so far is kept.", reconnect);
     },
   };
 
