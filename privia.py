@@ -184,7 +184,10 @@ def web_routes() -> list[Route | Mount]:
         Route("/auth/sign-in", web.sign_in, methods=["POST"], name="sign_in"),
         Route("/auth/sign-out", web.sign_out, methods=["POST"], name="sign_out"),
         Route(
-            "/auth/providers", web.list_providers, methods=["GET"], name="list_providers"
+            "/auth/providers",
+            web.list_providers,
+            methods=["GET"],
+            name="list_providers",
         ),
         Route("/auth/{provider}", web.start_oauth, methods=["GET"], name="start_oauth"),
         Route(

@@ -20,7 +20,7 @@ from oauth import Provider
 CLIENT_ID = "privia-test-client"
 CLIENT_SECRET = "privia-test-secret"
 ACCESS_TOKEN = "provider-access-token"
-ACCOUNT = {"id": 4242, "login": "octoada", "name": "Ada from GitHub", "avatar_url": None}
+ACCOUNT = {"id": 4242, "login": "octoada", "name": "Ada from GitHub"}
 EMAILS = [
     {"email": "ada-secondary@example.com", "verified": True, "primary": False},
     {"email": "Ada@Example.com", "verified": True, "primary": True},

@@ -25,7 +25,9 @@ PHONE = {"width": 375, "height": 740}
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -322,7 +324,7 @@ def test_a_lost_connection_is_shown_with_a_retry(page, server, shots):
     cuts = []
 
     def cut_after_first_token(socket):
-        """Pass the first socket's first token through, then drop it; later ones live."""
+        """Drop the first socket after its first token; later sockets live."""
         upstream = socket.connect_to_server()
 
         def forward(message):
@@ -352,7 +354,8 @@ def test_a_lost_connection_is_shown_with_a_retry(page, server, shots):
 def provider(server):
     provider = PretendProvider()
     provider_server = ThreadServer(provider.app).start()
-    server.app.state.oauth_providers = {"github": provider.provider(provider_server.url)}
+    github = provider.provider(provider_server.url)
+    server.app.state.oauth_providers = {"github": github}
     yield provider
     provider_server.stop()
 
@@ -375,7 +378,8 @@ def test_github_sign_in_runs_the_code_flow_with_pkce(page, server, provider, sho
         users = conn.execute("SELECT email, provider, provider_account_id FROM users")
         assert users.fetchall() == [("ada@example.com", "github", "4242")]
     cookies = {c["name"]: c for c in page.context.cookies()}
-    assert cookies["auth-token"]["httpOnly"] and cookies["auth-token"]["sameSite"] == "Lax"
+    session = cookies["auth-token"]
+    assert session["httpOnly"] and session["sameSite"] == "Lax"
     assert "oauth-flow" not in cookies
 
 

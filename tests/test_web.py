@@ -127,7 +127,7 @@ def test_the_markdown_library_is_vendored_with_its_licence(client):
     licence = (WEB_DIR / "static/vendor/markdown-it/LICENSE.txt").read_text()
     assert "markdown-it@15.0.3" in licence and "Permission is hereby granted" in licence
     for page in WEB_DIR.glob("*.html"):
-        assert "://" not in page.read_text(), f"{page.name} loads something from elsewhere"
+        assert "://" not in page.read_text(), f"{page.name} loads from elsewhere"
 
 
 def test_no_provider_is_listed_or_startable_when_none_is_configured(client):
