@@ -405,3 +405,45 @@ def test_sign_in_buttons_are_hidden_when_no_provider_is_configured(page, server)
     expect(page.locator("#oauth")).to_be_hidden()
     page.goto("/signup")
     expect(page.locator("#oauth")).to_be_hidden()
+
+
+WAL_REPLY = [
+    "In **WAL mode** SQLite writes changes to a separate log, the *write-ahead log*, ",
+    "and folds them into the database file later, at a checkpoint.\n\n",
+    "Why it helps a small server:\n\n",
+    "- readers never wait for the writer, and the writer never waits for readers;\n",
+    "- a commit appends to one file, so it is fast;\n",
+    "- a crash loses nothing that was committed.\n\n",
+    "Turn it on once; the mode is kept in the file:\n\n",
+    "```sql\nPRAGMA journal_mode = WAL;\n```\n\n",
+    "| journal mode | readers during a write |\n| --- | --- |\n",
+    "| `DELETE` (default) | blocked |\n| `WAL` | keep reading |\n\n",
+    "See [the SQLite docs](https://sqlite.org/wal.html) for the details.",
+]
+
+
+@pytest.mark.parametrize("engine", [ScriptedEngine(WAL_REPLY)])
+def test_the_theme_follows_the_system_and_the_toggle(browser, server, shots):
+    context = browser.new_context(
+        base_url=server.url, viewport=LAPTOP, color_scheme="dark"
+    )
+    page = context.new_page()
+    sign_up_quickly(page, shots)
+    questions = ["Plan a week of dinners", "Backups for a SQLite file", "What is WAL mode?"]
+    for question in questions:
+        page.get_by_role("button", name="New chat").click()
+        send(page, question)
+        wait_for_reply(page)
+    html = page.locator("html")
+    expect(html).to_have_attribute("data-theme", "dark")
+    shots.take(page, "workspace-dark")
+
+    page.get_by_role("button", name="Switch to light theme").click()
+    expect(html).to_have_attribute("data-theme", "light")
+    page.reload()
+    expect(html).to_have_attribute("data-theme", "light")
+    expect(page.get_by_role("button", name="Switch to dark theme")).to_be_visible()
+    expect(page.locator(".message")).to_have_count(2)
+    page.locator("#composer-input").blur()
+    shots.take(page, "workspace-light")
+    context.close()
