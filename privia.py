@@ -6,9 +6,10 @@ it; `uvicorn privia:app` does too.
 
     privia.py            settings.py
         |
-    handlers/            auth, conversations, chat, health
+    handlers/            auth, conversations, chat, health, web
         |
     database.py  passwords.py  tokens.py  engines/
+    oauth.py  web_session.py  web_files.py
 """
 
 import contextlib
