@@ -57,6 +57,7 @@ def new_page(browser, server, viewport=LAPTOP):
     context = browser.new_context(base_url=server.url, viewport=viewport)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    watch_for_script_errors(page)
     return page
 
 
@@ -65,6 +66,19 @@ def page(browser, server):
     page = new_page(browser, server)
     yield page
     page.context.close()
+    assert page.script_errors == []
+
+
+def watch_for_script_errors(page):
+    """Collect uncaught exceptions and CSP refusals; a test ends by checking none came."""
+    page.script_errors = []
+    page.on("pageerror", lambda error: page.script_errors.append(str(error)))
+
+    def console(message):
+        if message.type == "error" and "Content Security Policy" in message.text:
+            page.script_errors.append(message.text)
+
+    page.on("console", console)
 
 
 @pytest.fixture
@@ -226,6 +240,32 @@ def test_the_main_path_works_375_pixels_wide(browser, server, shots):
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
     manage_conversations(page, shots, title)
     page.context.close()
+    assert page.script_errors == []
+
+
+def test_a_rate_limited_sign_in_shows_the_wait(page, server, shots):
+    # Abuse limits answer 429 with Retry-After; the form must say how long to wait.
+    page.route(
+        "**/auth/sign-in",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "30"},
+            content_type="application/json",
+            body='{"detail": "Too many sign-in attempts"}',
+        ),
+    )
+    page.goto("/login")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.get_by_role("alert")).to_have_text(
+        "Too many attempts. Try again in 30 seconds."
+    )
+    submit = page.locator("button[type=submit]")
+    expect(submit).to_be_disabled()
+    expect(submit).to_have_text(re.compile(r"Try again in \d+s"))
+    shots.take(page, "rate-limited")
 
 
 def sign_up_quickly(page, shots):
@@ -428,6 +468,7 @@ def test_the_theme_follows_the_system_and_the_toggle(browser, server, shots):
         base_url=server.url, viewport=LAPTOP, color_scheme="dark"
     )
     page = context.new_page()
+    watch_for_script_errors(page)
     sign_up_quickly(page, shots)
     questions = ["Plan a week of dinners", "Backups for a SQLite file", "What is WAL mode?"]
     for question in questions:
@@ -447,3 +488,4 @@ def test_the_theme_follows_the_system_and_the_toggle(browser, server, shots):
     page.locator("#composer-input").blur()
     shots.take(page, "workspace-light")
     context.close()
+    assert page.script_errors == []
