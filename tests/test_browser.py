@@ -70,7 +70,7 @@ def page(browser, server):
 
 
 def watch_for_script_errors(page):
-    """Collect uncaught exceptions and CSP refusals; a test ends by checking none came."""
+    """Collect uncaught exceptions and CSP refusals, for the test to check at its end."""
     page.script_errors = []
     page.on("pageerror", lambda error: page.script_errors.append(str(error)))
 
@@ -470,8 +470,11 @@ def test_the_theme_follows_the_system_and_the_toggle(browser, server, shots):
     page = context.new_page()
     watch_for_script_errors(page)
     sign_up_quickly(page, shots)
-    questions = ["Plan a week of dinners", "Backups for a SQLite file", "What is WAL mode?"]
-    for question in questions:
+    for question in [
+        "Plan a week of dinners",
+        "Backups for a SQLite file",
+        "What is WAL mode?",
+    ]:
         page.get_by_role("button", name="New chat").click()
         send(page, question)
         wait_for_reply(page)
