@@ -70,7 +70,7 @@ def page(browser, server):
 
 
 def watch_for_script_errors(page):
-    """Collect uncaught exceptions and CSP refusals, for the test to check at its end."""
+    """Collect uncaught exceptions and CSP refusals for the test to check at its end."""
     page.script_errors = []
     page.on("pageerror", lambda error: page.script_errors.append(str(error)))
 
