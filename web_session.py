@@ -5,6 +5,8 @@ site makes it send, so a request that leans on the cookie alone must show it
 comes from a page of ours.
 """
 
+from urllib.parse import urlsplit
+
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
@@ -12,18 +14,15 @@ TOKEN_COOKIE = "auth-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def own_origin(conn: HTTPConnection) -> str:
-    """The origin this request was addressed to, as a browser would write it."""
-    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
-    return f"{scheme}://{conn.url.netloc}"
-
-
 def origin_allowed(conn: HTTPConnection, allowed_origins: tuple[str, ...]) -> bool:
-    """True when Origin is ours or one the operator allows for CORS."""
+    """True when Origin names the host this request was sent to, or one the
+    operator allows for CORS."""
     origin = conn.headers.get("origin")
     if origin is None:
         return False
-    return origin == own_origin(conn) or origin in allowed_origins
+    # The host alone is compared, not the scheme: behind a proxy that ends TLS
+    # the browser says https while this process may see http.
+    return urlsplit(origin).netloc == conn.url.netloc or origin in allowed_origins
 
 
 def needs_origin_check(conn: HTTPConnection) -> bool:
@@ -35,6 +34,8 @@ def set_session_cookie(
     response: Response, conn: HTTPConnection, token: str, max_age: int
 ) -> None:
     """Keep the token in an HttpOnly cookie that page scripts cannot read."""
+    # TODO: behind a proxy that ends TLS, the cookie is marked Secure only when
+    # uvicorn trusts the proxy's X-Forwarded-Proto (FORWARDED_ALLOW_IPS).
     response.set_cookie(
         TOKEN_COOKIE,
         token,

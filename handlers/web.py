@@ -89,6 +89,8 @@ async def sign_in(request: Request) -> JSONResponse:
     """Check an email and password and keep the session in an HttpOnly cookie."""
     # Without this, another site could sign a visitor into an account it controls.
     require_same_origin(request)
+    # TODO: no attempt limit guards this route yet; the abuse limits being added
+    # to /api/auth/login must cover it too, or guessing passwords moves here.
     user = await check_password(request)
 
     body = {"user": public_user(user)}
@@ -145,7 +147,7 @@ async def start_oauth(request: Request) -> Response:
     return response
 
 
-def login_with_error(request: Request, error: str) -> RedirectResponse:
+def login_with_error(error: str) -> RedirectResponse:
     """Back to the sign-in page, which shows the error, with the flow forgotten."""
     response = redirect("/login?" + urlencode({"error": error}))
     response.delete_cookie(FLOW_COOKIE, path=FLOW_COOKIE_PATH)
@@ -157,28 +159,28 @@ async def finish_oauth(request: Request) -> Response:
     provider = provider_or_404(request)
     params = request.query_params
     if "error" in params:
-        return login_with_error(request, "oauth_denied")
+        return login_with_error("oauth_denied")
 
     try:
         flow = oauth.read_flow_token(
             request.cookies.get(FLOW_COOKIE, ""), request.app.state.secret_key
         )
     except oauth.OAuthError:
-        return login_with_error(request, "oauth_state")
+        return login_with_error("oauth_state")
     # The state ties this callback to the browser that started the flow.
     if flow["provider"] != provider.name or flow["state"] != params.get("state"):
         log.info("%s sign-in refused: the state did not match", provider.name)
-        return login_with_error(request, "oauth_state")
+        return login_with_error("oauth_state")
     code = params.get("code")
     if not code:
-        return login_with_error(request, "oauth_failed")
+        return login_with_error("oauth_failed")
 
     callback = str(request.url_for("finish_oauth", provider=provider.name))
     try:
         account = await oauth.fetch_account(provider, callback, code, flow["verifier"])
     except oauth.OAuthError as error:
         log.info("%s sign-in failed: %s", provider.name, error)
-        return login_with_error(request, "oauth_failed")
+        return login_with_error("oauth_failed")
 
     user = await request.app.state.db.run(
         upsert_oauth_user,

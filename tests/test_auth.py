@@ -296,3 +296,14 @@ def test_bearer_token_needs_no_origin_even_with_a_cookie(client, auth, headers):
     client.cookies.set("auth-token", "stale")
     response = client.post("/api/conversations", json={}, headers=headers)
     assert response.status_code == 201
+
+
+def test_cookie_origin_check_compares_the_host_not_the_scheme(client, auth):
+    # Behind a proxy that ends TLS the page is https while Privia sees http.
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+    https = {"Origin": "https://testserver"}
+    assert client.post("/api/conversations", json={}, headers=https).status_code == 201
+    lookalike = {"Origin": "http://testserver.evil.example"}
+    response = client.post("/api/conversations", json={}, headers=lookalike)
+    assert response.status_code == 403

@@ -6,11 +6,14 @@ import { renderMarkdown } from "./markdown.js";
 const $ = (id) => document.getElementById(id);
 const DEFAULT_TITLE = "New conversation";
 const NARROW = window.matchMedia("(max-width: 768px)");
+const PENCIL = "M4 20h4L19 9l-4-4L4 16v4z";
+const BIN = "M5 7h14M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3";
+const SVG_NS = "http://www.w3.org/2000/svg";
 
 const state = {
   conversations: [],
   currentId: null,
-  reply: null, // the exchange being streamed: {view, text, stopped}
+  reply: null, // the exchange being streamed: {view, text, frame}
   transport: new SocketChat(),
   fellBack: false,
 };
@@ -58,6 +61,8 @@ async function loadAccount() {
   const name = user.full_name || user.email;
   $("user-name").textContent = name;
   $("user-email").textContent = user.full_name ? user.email : "";
+  // TODO: the avatar is the user's initials, never their Google or GitHub
+  // picture, because the page CSP loads no image from another origin.
   $("avatar").textContent = initials(name);
 }
 
@@ -103,9 +108,9 @@ function listItem(conversation) {
     if (event.key === "Delete") confirmDelete(conversation);
   });
 
-  const rename = iconButton("rename", `Rename “${conversation.title}”`, "M4 20h4L19 9l-4-4L4 16v4z");
+  const rename = iconButton("rename", `Rename “${conversation.title}”`, PENCIL);
   rename.addEventListener("click", () => startRename(item, conversation));
-  const remove = iconButton("delete", `Delete “${conversation.title}”`, "M5 7h14M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3");
+  const remove = iconButton("delete", `Delete “${conversation.title}”`, BIN);
   remove.addEventListener("click", () => confirmDelete(conversation));
 
   item.append(link, rename, remove);
@@ -118,10 +123,20 @@ function iconButton(kind, label, path) {
   button.className = `icon-button small ${kind}`;
   button.setAttribute("aria-label", label);
   button.title = label;
-  button.innerHTML =
-    '<svg aria-hidden="true" viewBox="0 0 24 24" width="15" height="15"><path fill="none" ' +
-    'stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
-  button.querySelector("path").setAttribute("d", path);
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "15");
+  svg.setAttribute("height", "15");
+  svg.setAttribute("aria-hidden", "true");
+  const line = document.createElementNS(SVG_NS, "path");
+  const stroke = { fill: "none", stroke: "currentColor", "stroke-width": "1.8" };
+  for (const [name, value] of Object.entries({ d: path, ...stroke })) {
+    line.setAttribute(name, value);
+  }
+  line.setAttribute("stroke-linecap", "round");
+  line.setAttribute("stroke-linejoin", "round");
+  svg.append(line);
+  button.append(svg);
   return button;
 }
 
@@ -136,7 +151,9 @@ function applyFilter() {
   }
   const note = $("list-note");
   note.hidden = shown > 0;
-  note.textContent = state.conversations.length ? "No conversation matches." : "No conversations yet.";
+  note.textContent = state.conversations.length
+    ? "No conversation matches."
+    : "No conversations yet.";
 }
 
 function startRename(item, conversation) {
@@ -157,7 +174,8 @@ function startRename(item, conversation) {
     const title = input.value.trim();
     if (save && title && title !== conversation.title) {
       try {
-        await api(`/api/conversations/${conversation.id}`, { method: "PATCH", body: { title } });
+        const path = `/api/conversations/${conversation.id}`;
+        await api(path, { method: "PATCH", body: { title } });
         conversation.title = title;
         if (conversation.id === state.currentId) setTitle(title);
       } catch (error) {
@@ -165,7 +183,9 @@ function startRename(item, conversation) {
       }
     }
     renderList();
-    item.parentNode && $("conversation-list").querySelector(`[data-id="${conversation.id}"] a`)?.focus();
+    // Keyboard users stay where they were: on the renamed conversation.
+    const list = $("conversation-list");
+    list.querySelector(`[data-id="${conversation.id}"] .conversation-link`)?.focus();
   };
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
@@ -181,7 +201,8 @@ function startRename(item, conversation) {
 
 function confirmDelete(conversation) {
   const dialog = $("confirm-delete");
-  $("confirm-text").textContent = `“${conversation.title}” and all its messages will be deleted.`;
+  $("confirm-text").textContent =
+    `“${conversation.title}” and all its messages will be deleted.`;
   dialog.returnValue = "";
   dialog.onclose = async () => {
     if (dialog.returnValue !== "delete") return;
@@ -417,9 +438,7 @@ async function reconnect() {
 }
 
 function stop() {
-  if (!state.reply) return;
-  state.reply.stopped = true;
-  state.transport.stop();
+  if (state.reply) state.transport.stop();
 }
 
 // The composer
