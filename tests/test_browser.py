@@ -13,6 +13,7 @@ from playwright.sync_api import expect, sync_playwright
 from browser import CHROMIUM, CHROMIUM_ARGS, Screenshots, ThreadServer
 from engines.stub import STUB_REPLY, StubEngine
 from fakes import ScriptedEngine
+from live import LiveServer
 from oauth_provider import PretendProvider
 from privia import create_app
 from settings import Settings
@@ -492,3 +493,22 @@ def test_the_theme_follows_the_system_and_the_toggle(browser, server, shots):
     shots.take(page, "workspace-light")
     context.close()
     assert page.script_errors == []
+
+
+def test_the_readme_way_streams_a_reply_from_python_privia_py(browser, tmp_path, shots):
+    # As the README runs it: `python privia.py`, its own uvicorn, the stub engine.
+    live = LiveServer(tmp_path, PRIVIA_STUB_DELAY_MS="20").start()
+    try:
+        page = new_page(browser, live)
+        sockets = []
+        page.on("websocket", lambda socket: sockets.append(socket.url))
+        sign_up_quickly(page, shots)
+        send(page, "Hello, Privia")
+        wait_for_reply(page)
+        expect(page.locator(".message.assistant .message-body")).to_have_text(STUB_REPLY)
+        assert sockets == [live.url.replace("http", "ws") + "/api/ws/chat"]
+        shots.take(page, "streamed-reply")
+        page.context.close()
+        assert page.script_errors == []
+    finally:
+        live.stop()
