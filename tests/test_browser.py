@@ -346,6 +346,14 @@ def test_an_engine_error_is_shown_in_the_message(page, server, shots):
     expect(page.locator(".message.assistant .message-body")).to_have_text("Half an")
     shots.take(page, "engine-error")
 
+    # The next question goes on in the same conversation.
+    expect(page.locator("#conversation-title")).to_have_text("Fail please")
+    send(page, "Try again")
+    expect(page.locator(".message.user")).to_have_count(2)
+    expect(page.locator(".message-note.error")).to_have_count(2)
+    with sqlite3.connect(server.database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM conversations").fetchone() == (1,)
+
 
 def test_without_a_websocket_replies_come_over_server_sent_events(page, server, shots):
     # The socket is refused, as a proxy without WebSocket support would.

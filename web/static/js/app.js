@@ -416,6 +416,9 @@ async function refreshAfterReply() {
     fail(error, refreshAfterReply);
     return;
   }
+  // A first question that ended without done (an error, a stop over SSE) never
+  // learnt its conversation; it is the one a reply touched last, the newest.
+  if (!state.currentId) state.currentId = state.conversations[0]?.id || null;
   const current = state.conversations.find((c) => c.id === state.currentId);
   if (current) {
     setTitle(current.title);
