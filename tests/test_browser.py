@@ -152,6 +152,7 @@ def main_path(page, shots):
     expect(reply).to_contain_text("No language model")
     partial = reply.locator(".message-body").inner_text()
     shots.take(page, "streaming")
+    expect(page.locator(".conversation-link[aria-current=page]")).to_have_count(1)
     wait_for_reply(page)
     final = reply.locator(".message-body").inner_text()
     # It was seen part-written, then whole: the reply streamed in.

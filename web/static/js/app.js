@@ -352,12 +352,15 @@ async function send() {
   box.append(view.node);
   box.scrollTop = box.scrollHeight;
 
-  const reply = { view, text: "", frame: 0 };
+  const reply = { view, text: "", frame: 0, listed: false };
   state.reply = reply;
   setStreaming(true);
 
   const handlers = {
     onToken: (text) => {
+      // A first question has just made its conversation: list it now.
+      if (!reply.listed && !state.currentId) refreshAfterReply();
+      reply.listed = true;
       reply.text += text;
       // Render at most once a frame however fast the chunks come.
       if (!reply.frame) {
