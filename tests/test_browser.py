@@ -36,7 +36,7 @@ def browser():
 @pytest.fixture
 def engine():
     # Slow enough to watch the reply arrive word by word.
-    return StubEngine(delay=0.03)
+    return StubEngine(delay=0.06)
 
 
 @pytest.fixture
