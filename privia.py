@@ -6,9 +6,10 @@ it; `uvicorn privia:app` does too.
 
     privia.py            settings.py
         |
-    handlers/            auth, conversations, chat, health
+    handlers/            auth, conversations, chat, health, web
         |
     database.py  passwords.py  tokens.py  engines/
+    oauth.py  web_session.py  web_files.py
 """
 
 import contextlib
@@ -27,18 +28,20 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from database import Database, apply_schema
 from engines import Engine, make_engine
-from handlers import auth, chat, conversations, health, openapi
+from handlers import auth, chat, conversations, health, openapi, web
 from handlers.errors import database_error, http_error, server_error
 from handlers.middleware import BodySizeLimit, SecurityHeaders
 from limits import RateLimit
+from oauth import configured_providers
 from passwords import PasswordHasher
 from settings import Settings, load_settings
 from tokens import load_or_create_secret
+from web_files import static_files
 
 log = logging.getLogger("privia")
 
@@ -182,6 +185,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         Route("/api/query", chat.answer_question, methods=["POST"], name="answer_question"),
         Route("/api/stream", chat.stream_reply, methods=["POST"], name="stream_reply"),
         WebSocketRoute("/api/ws/chat", chat.chat_socket, name="chat_socket"),
+        *web_routes(),
     ]
     outer_middleware = [
         Middleware(SecurityHeaders),
@@ -216,7 +220,34 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         settings.login_max_failures_per_address, window
     )
     app.state.signups = RateLimit(settings.signups_per_hour, 3600)
+    app.state.oauth_providers = configured_providers(settings)
     return app
+
+
+def web_routes() -> list[Route | Mount]:
+    """The web app: its pages, its session and its static files."""
+    return [
+        Route("/", web.show_landing, methods=["GET"], name="show_landing"),
+        Route("/login", web.show_login, methods=["GET"], name="show_login"),
+        Route("/signup", web.show_signup, methods=["GET"], name="show_signup"),
+        Route("/app", web.show_workspace, methods=["GET"], name="show_workspace"),
+        Route("/auth/sign-in", web.sign_in, methods=["POST"], name="sign_in"),
+        Route("/auth/sign-out", web.sign_out, methods=["POST"], name="sign_out"),
+        Route(
+            "/auth/providers",
+            web.list_providers,
+            methods=["GET"],
+            name="list_providers",
+        ),
+        Route("/auth/{provider}", web.start_oauth, methods=["GET"], name="start_oauth"),
+        Route(
+            "/auth/{provider}/callback",
+            web.finish_oauth,
+            methods=["GET"],
+            name="finish_oauth",
+        ),
+        Mount("/static", app=static_files(), name="static"),
+    ]
 
 
 app = create_app()

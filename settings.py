@@ -28,6 +28,11 @@ class Settings:
     token_ttl_seconds: int = 24 * 3600
     allowed_origins: tuple[str, ...] = ("http://localhost:3000",)
     oauth_secret: str = field(default="", repr=False)
+    # Sign-in with Google or GitHub from the web app; each is on when both are set.
+    google_client_id: str = ""
+    google_client_secret: str = field(default="", repr=False)
+    github_client_id: str = ""
+    github_client_secret: str = field(default="", repr=False)
     engine: str = "stub"
     stub_delay_ms: int = 0
     # The openai engine: any server that speaks OpenAI's chat-completions protocol.
@@ -86,6 +91,10 @@ def load_settings(env_file: str | Path = ".env") -> Settings:
             )
         ),
         oauth_secret=config("PRIVIA_OAUTH_SECRET", default=""),
+        google_client_id=config("PRIVIA_GOOGLE_CLIENT_ID", default=""),
+        google_client_secret=config("PRIVIA_GOOGLE_CLIENT_SECRET", default=""),
+        github_client_id=config("PRIVIA_GITHUB_CLIENT_ID", default=""),
+        github_client_secret=config("PRIVIA_GITHUB_CLIENT_SECRET", default=""),
         engine=config("PRIVIA_ENGINE", default=defaults.engine),
         stub_delay_ms=config(
             "PRIVIA_STUB_DELAY_MS", cast=int, default=defaults.stub_delay_ms

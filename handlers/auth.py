@@ -18,10 +18,10 @@ from database import write_transaction
 from handlers.body import invalid, read_json_object, text_field
 from limits import RateLimit
 from tokens import TokenError, decode_token, issue_token
+from web_session import TOKEN_COOKIE, needs_origin_check, origin_allowed
 
 log = logging.getLogger("privia.auth")
 
-TOKEN_COOKIE = "auth-token"
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 MIN_PASSWORD_LENGTH = 8
 # PBKDF2 pre-hashes long passwords, so this only bounds the request, not the work.
@@ -137,11 +137,24 @@ def unauthorized(message: str) -> HTTPException:
 
 
 def request_token(conn: HTTPConnection) -> str | None:
-    """The caller's token: the Authorization bearer, else the auth-token cookie."""
+    """The caller's token: the Authorization bearer, else the auth-token cookie.
+
+    A cookie rides along on requests other sites make, so when it is all the
+    caller has, a request that can change state must come from our origin.
+    """
     scheme, _, credentials = conn.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return conn.cookies.get(TOKEN_COOKIE) or None
+    token = conn.cookies.get(TOKEN_COOKIE) or None
+    if token is not None and needs_origin_check(conn):
+        require_same_origin(conn)
+    return token
+
+
+def require_same_origin(conn: HTTPConnection) -> None:
+    """Raise 403 unless the request's Origin is ours or one allowed for CORS."""
+    if not origin_allowed(conn, conn.app.state.settings.allowed_origins):
+        raise HTTPException(403, "This request must come from a Privia page")
 
 
 def user_id_from_token(conn: HTTPConnection, token: str | None) -> str:
@@ -188,12 +201,17 @@ def email_field(body: dict, name: str = "email") -> str:
     return email
 
 
-def token_response(request: Request, user: sqlite3.Row) -> JSONResponse:
-    """The answer to a successful sign-in: a token and who it is for."""
+def user_token(request: Request, user: sqlite3.Row) -> str:
+    """A fresh access token for the user."""
     settings = request.app.state.settings
-    token = issue_token(
+    return issue_token(
         user["id"], user["email"], request.app.state.secret_key, settings.token_ttl_seconds
     )
+
+
+def token_response(request: Request, user: sqlite3.Row) -> JSONResponse:
+    """The answer to a successful sign-in: a token and who it is for."""
+    token = user_token(request, user)
     body = {"access_token": token, "token_type": "bearer", "user": public_user(user)}
     return JSONResponse(body, headers=NO_STORE)
 
@@ -261,8 +279,8 @@ async def signup(request: Request) -> JSONResponse:
     return JSONResponse(public_user(user), status_code=201, headers=NO_STORE)
 
 
-async def login(request: Request) -> JSONResponse:
-    """Exchange an email and password for an access token."""
+async def check_password(request: Request) -> sqlite3.Row:
+    """Return the user whose email and password the request holds; 400 if none."""
     email, password = await read_credentials(request)
     state = request.app.state
 
@@ -295,6 +313,12 @@ async def login(request: Request) -> JSONResponse:
         log.info(
             "user %s password hash upgraded to %d rounds", user["id"], state.hasher.rounds
         )
+    return user
+
+
+async def login(request: Request) -> JSONResponse:
+    """Exchange an email and password for an access token."""
+    user = await check_password(request)
     return token_response(request, user)
 
 

@@ -401,9 +401,9 @@ class SocketError(Exception):
 
 async def chat_socket(websocket: WebSocket) -> None:
     """Take questions over a WebSocket and stream each reply as token frames."""
-    token = websocket.query_params.get("token") or request_token(websocket)
     db: Database = websocket.app.state.db
     try:
+        token = websocket.query_params.get("token") or request_token(websocket)
         user_id = user_id_from_token(websocket, token)
         await db.run(require_user, user_id)
     except HTTPException:

@@ -342,3 +342,49 @@ def test_queued_logins_leave_the_thread_pool_to_other_requests(settings, engine)
 
     assert status == 200
     assert hashing_while_listed == 2
+
+
+def test_cookie_alone_cannot_change_state_without_our_origin(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+
+    response = client.post("/api/conversations", json={})
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This request must come from a Privia page"}
+    other = {"Origin": "https://evil.example"}
+    assert client.post("/api/conversations", json={}, headers=other).status_code == 403
+
+
+def test_cookie_changes_state_from_our_origin_or_an_allowed_one(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+
+    ours = {"Origin": "http://testserver"}
+    assert client.post("/api/conversations", json={}, headers=ours).status_code == 201
+    allowed = {"Origin": "http://localhost:3000"}
+    assert client.get("/api/conversations", headers=allowed).status_code == 200
+    response = client.post("/api/conversations", json={}, headers=allowed)
+    assert response.status_code == 201
+
+
+def test_reading_with_the_cookie_needs_no_origin(client, auth):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+    assert client.get("/api/conversations").status_code == 200
+
+
+def test_bearer_token_needs_no_origin_even_with_a_cookie(client, auth, headers):
+    client.cookies.set("auth-token", "stale")
+    response = client.post("/api/conversations", json={}, headers=headers)
+    assert response.status_code == 201
+
+
+def test_cookie_origin_check_compares_the_host_not_the_scheme(client, auth):
+    # Behind a proxy that ends TLS the page is https while Privia sees http.
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+    https = {"Origin": "https://testserver"}
+    assert client.post("/api/conversations", json={}, headers=https).status_code == 201
+    lookalike = {"Origin": "http://testserver.evil.example"}
+    response = client.post("/api/conversations", json={}, headers=lookalike)
+    assert response.status_code == 403

@@ -340,12 +340,25 @@ def test_socket_takes_text_that_only_looks_like_json_as_a_question(client, heade
     assert engine.calls[0][0] == "[citation needed] what is this?"
 
 
-def test_socket_takes_the_cookie(client, auth):
+def test_socket_takes_the_cookie_from_our_own_origin(client, auth):
     auth.signup()
     client.cookies.set("auth-token", auth.login())
-    with client.websocket_connect("/api/ws/chat") as ws:
+    origin = {"Origin": "http://testserver"}
+    with client.websocket_connect("/api/ws/chat", headers=origin) as ws:
         ws.send_json({"question": "Hi"})
         assert receive_until_done(ws)[-1]["type"] == "done"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Origin": "https://elsewhere.example"}])
+def test_socket_with_the_cookie_alone_from_another_origin_is_closed_1008(
+    client, auth, headers
+):
+    auth.signup()
+    client.cookies.set("auth-token", auth.login())
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/api/ws/chat", headers=headers):
+            pass
+    assert closed.value.code == 1008
 
 
 @pytest.mark.parametrize("query", ["", "?token=forged"])
