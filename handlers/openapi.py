@@ -72,6 +72,9 @@ def errors(*statuses: int) -> dict:
 # Requests that carry a body can also meet the body-size guard.
 BODY_ERRORS = (400, 413, 422)
 BEARER = [{"bearer": []}, {"cookie": []}]
+# A route that changes something and takes the cookie refuses it without our
+# Origin (handlers/auth.py, request_token).
+FOREIGN_ORIGIN = {"403": {"$ref": "#/components/responses/ForeignOrigin"}}
 CONVERSATION_ID = {
     "name": "conversation_id",
     "in": "path",
@@ -174,7 +177,7 @@ SCHEMAS = {
 ERROR_DESCRIPTIONS = {
     400: "The request was refused (a taken email, a failed sign-in, a bad header)",
     401: "No token, or one that is forged, expired or for a deleted user",
-    403: "Forbidden",
+    403: "The X-Privia-OAuth-Secret header is missing or wrong, or unset on the server",
     404: "No such conversation for this user",
     413: "The body is larger than the limit",
     422: "The body is not what the route takes; the detail names the field",
@@ -194,6 +197,14 @@ RETRY_AFTER = {
 def error_answer(status: int) -> dict:
     headers = RETRY_AFTER if status == 429 else None
     return answer(ERROR_DESCRIPTIONS[status], ref("Error"), headers)
+
+
+ERROR_RESPONSES = {str(status): error_answer(status) for status in ERROR_DESCRIPTIONS}
+ERROR_RESPONSES["ForeignOrigin"] = answer(
+    "The request changes something, the auth-token cookie is its only credential, "
+    "and its Origin is neither Privia's own nor one in PRIVIA_ALLOWED_ORIGINS",
+    ref("Error"),
+)
 
 
 # The routes
@@ -312,7 +323,8 @@ PATHS = {
                 required=False,
             ),
             "responses": {"201": answer("The empty conversation", ref("Conversation"))}
-            | errors(*BODY_ERRORS, 401, 429),
+            | errors(*BODY_ERRORS, 401, 429)
+            | FOREIGN_ORIGIN,
         },
     },
     "/api/conversations/{conversation_id}": {
@@ -330,13 +342,16 @@ PATHS = {
             "security": BEARER,
             "requestBody": json_body(fields({"title": text(1, 200)})),
             "responses": {"200": answer("Renamed", ref("Conversation"))}
-            | errors(*BODY_ERRORS, 401, 404),
+            | errors(*BODY_ERRORS, 401, 404)
+            | FOREIGN_ORIGIN,
         },
         "delete": {
             "operationId": "delete_conversation",
             "summary": "Delete a conversation and its messages",
             "security": BEARER,
-            "responses": {"204": answer("Deleted")} | errors(401, 404),
+            "responses": {"204": answer("Deleted")}
+            | errors(401, 404)
+            | FOREIGN_ORIGIN,
         },
     },
     "/api/query": {
@@ -346,7 +361,8 @@ PATHS = {
             "security": BEARER,
             "requestBody": json_body(QUESTION),
             "responses": {"200": answer("The reply", ref("Answer"))}
-            | errors(*BODY_ERRORS, 401, 404, 502),
+            | errors(*BODY_ERRORS, 401, 404, 502)
+            | FOREIGN_ORIGIN,
         }
     },
     "/api/stream": {
@@ -366,7 +382,8 @@ PATHS = {
                     "content": {"text/event-stream": {"schema": SSE_EVENT}},
                 }
             }
-            | errors(*BODY_ERRORS, 401, 404),
+            | errors(*BODY_ERRORS, 401, 404)
+            | FOREIGN_ORIGIN,
         }
     },
 }
@@ -386,12 +403,19 @@ DOCUMENT = {
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,
-        "responses": {
-            str(status): error_answer(status) for status in ERROR_DESCRIPTIONS
-        },
+        "responses": ERROR_RESPONSES,
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-            "cookie": {"type": "apiKey", "in": "cookie", "name": "auth-token"},
+            "cookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "auth-token",
+                "description": (
+                    "The token /auth/sign-in keeps in the browser. Alone, it is "
+                    "refused (403) on any method but GET, HEAD and OPTIONS unless "
+                    "Origin is Privia's own or one in PRIVIA_ALLOWED_ORIGINS"
+                ),
+            },
         },
     },
 }
