@@ -113,6 +113,16 @@ SSE_EVENT = {
 CREDENTIALS_FORM = fields(
     {"username": text(1, 254), "password": text(1, 1024)},
 )
+CREDENTIALS = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": fields({"email": text(1, 254), "password": text(1, 1024)})
+        },
+        "application/x-www-form-urlencoded": {"schema": CREDENTIALS_FORM},
+        "multipart/form-data": {"schema": CREDENTIALS_FORM},
+    },
+}
 
 SCHEMAS = {
     "Error": record({"detail": {"type": "string"}}),
@@ -249,18 +259,7 @@ PATHS = {
         "post": {
             "operationId": "login",
             "summary": "Exchange an email and password for an access token",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": fields(
-                            {"email": text(1, 254), "password": text(1, 1024)}
-                        )
-                    },
-                    "application/x-www-form-urlencoded": {"schema": CREDENTIALS_FORM},
-                    "multipart/form-data": {"schema": CREDENTIALS_FORM},
-                },
-            },
+            "requestBody": CREDENTIALS,
             "responses": {"200": answer("Signed in", ref("Token"))}
             | errors(*BODY_ERRORS, 429),
         }
@@ -388,19 +387,175 @@ PATHS = {
     },
 }
 
+# The web app's routes, outside /api
+
+PROVIDER = {
+    "name": "provider",
+    "in": "path",
+    "required": True,
+    # Any other name is the same 404 as a provider the operator has not set up.
+    "schema": {"enum": ["google", "github"]},
+}
+PROVIDER_NOT_CONFIGURED = {
+    "404": answer("The operator has not configured this provider", ref("Error"))
+}
+NOT_OUR_ORIGIN = {
+    "403": answer(
+        "Origin is neither Privia's own nor one in PRIVIA_ALLOWED_ORIGINS; "
+        "this route needs it whatever the credentials",
+        ref("Error"),
+    )
+}
+# Pages read the cookie to choose between the page and a redirect, but need none.
+MAYBE_COOKIE = [{}, {"cookie": []}]
+SESSION_COOKIE = {
+    "Set-Cookie": {
+        "description": "auth-token: HttpOnly, SameSite=Lax, Path=/, Secure over https",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^auth-token="},
+    }
+}
+
+
+def see_other(description: str, location: dict, headers: dict | None = None) -> dict:
+    """A 303 redirect with no body, whose Location matches the schema given."""
+    location_header = {"Location": {"required": True, "schema": location}}
+    return {"description": description, "headers": location_header | (headers or {})}
+
+
+def html_page(operation_id: str, summary: str, redirect: dict) -> dict:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "security": MAYBE_COOKIE,
+        "responses": {
+            "200": {
+                "description": "The page",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            },
+            "303": redirect,
+        },
+    }
+
+
+SIGNED_IN_ELSEWHERE = see_other(
+    "Already signed in: to the workspace", {"const": "/app"}
+)
+
+WEB_PATHS = {
+    "/": {"get": html_page("show_landing", "The landing page", SIGNED_IN_ELSEWHERE)},
+    "/login": {
+        "get": html_page("show_login", "The sign-in form", SIGNED_IN_ELSEWHERE)
+    },
+    "/signup": {
+        "get": html_page("show_signup", "The sign-up form", SIGNED_IN_ELSEWHERE)
+    },
+    "/app": {
+        "get": html_page(
+            "show_workspace",
+            "The chat workspace",
+            see_other(
+                "Signed out: to the sign-in page; a stale auth-token cookie is "
+                "cleared on the way",
+                {"const": "/login"},
+                {"Set-Cookie": {"schema": {"type": "string"}}},
+            ),
+        )
+    },
+    "/auth/sign-in": {
+        "post": {
+            "operationId": "sign_in",
+            "summary": "Check an email and password and keep the session in a cookie",
+            "requestBody": CREDENTIALS,
+            "responses": {
+                "200": answer(
+                    "Signed in",
+                    record({"user": ref("User")}),
+                    SESSION_COOKIE,
+                )
+            }
+            | errors(*BODY_ERRORS, 429)
+            | NOT_OUR_ORIGIN,
+        }
+    },
+    "/auth/sign-out": {
+        "post": {
+            "operationId": "sign_out",
+            "summary": "Forget the browser's session; takes no body",
+            "responses": {"204": answer("Signed out", headers=SESSION_COOKIE)}
+            | NOT_OUR_ORIGIN,
+        }
+    },
+    "/auth/providers": {
+        "get": {
+            "operationId": "list_providers",
+            "summary": "The sign-in providers the operator has configured",
+            "responses": {
+                "200": answer(
+                    "Their names and the labels for their buttons",
+                    {
+                        "type": "array",
+                        "items": record(
+                            {"name": PROVIDER["schema"], "label": {"type": "string"}}
+                        ),
+                    },
+                )
+            },
+        }
+    },
+    "/auth/{provider}": {
+        "parameters": [PROVIDER],
+        "get": {
+            "operationId": "start_oauth",
+            "summary": "Start signing in with the provider (OAuth code flow, PKCE)",
+            "responses": {
+                "303": see_other(
+                    "To the provider; the oauth-flow cookie keeps state and verifier",
+                    {"type": "string", "format": "uri"},
+                    {"Set-Cookie": {"required": True, "schema": {"type": "string"}}},
+                )
+            }
+            | PROVIDER_NOT_CONFIGURED,
+        },
+    },
+    "/auth/{provider}/callback": {
+        "parameters": [PROVIDER],
+        "get": {
+            "operationId": "finish_oauth",
+            "summary": "Where the provider sends the browser back",
+            "parameters": [
+                {"name": name, "in": "query", "schema": {"type": "string"}}
+                for name in ("code", "state", "error")
+            ],
+            "responses": {
+                "303": see_other(
+                    "Signed in: to the workspace, with the auth-token cookie. "
+                    "Refused, denied or failed: to the sign-in page, which "
+                    "shows the error",
+                    {"pattern": "^/(app|login\\?error=oauth_(denied|state|failed))$"},
+                    {"Set-Cookie": {"required": True, "schema": {"type": "string"}}},
+                )
+            }
+            | PROVIDER_NOT_CONFIGURED,
+        },
+    },
+}
+
+
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {
         "title": "Privia",
         "version": VERSION,
         "description": (
-            "A self-hosted chat workspace backend. Every error is "
-            '{"detail": "..."}. Besides these routes, the WebSocket '
+            "A self-hosted chat workspace backend and its web app. Every error "
+            'is {"detail": "..."}. Besides these routes, the WebSocket '
             "/api/ws/chat?token=... takes {question, conversation_id?} or plain "
-            'text frames and {"type": "stop"}, and sends token frames then done.'
+            'text frames and {"type": "stop"}, and sends token frames then done; '
+            "/static/... serves the web app's CSS and JavaScript."
         ),
     },
-    "paths": PATHS,
+    "paths": PATHS | WEB_PATHS,
     "components": {
         "schemas": SCHEMAS,
         "responses": ERROR_RESPONSES,
