@@ -89,8 +89,7 @@ async def sign_in(request: Request) -> JSONResponse:
     """Check an email and password and keep the session in an HttpOnly cookie."""
     # Without this, another site could sign a visitor into an account it controls.
     require_same_origin(request)
-    # TODO: no attempt limit guards this route yet; the abuse limits being added
-    # to /api/auth/login must cover it too, or guessing passwords moves here.
+    # The login throttles live in check_password, so guessing here counts too.
     user = await check_password(request)
 
     body = {"user": public_user(user)}

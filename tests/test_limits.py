@@ -84,6 +84,23 @@ def test_failed_logins_lock_the_account_with_retry_after(settings, engine):
         assert AuthActions(client).login(email="bob@example.com")
 
 
+def test_the_web_sign_in_counts_against_the_same_limit(settings, engine):
+    with limited_client(settings, engine, login_max_failures=3) as client:
+        AuthActions(client).signup()
+        ours = {"Origin": "http://testserver"}
+        wrong = {"email": "ada@example.com", "password": "wrong password"}
+        for _ in range(2):
+            response = client.post("/auth/sign-in", json=wrong, headers=ours)
+            assert response.status_code == 400
+        assert fail_login(client).status_code == 400
+
+        right = {"email": "ada@example.com", "password": PASSWORD}
+        response = client.post("/auth/sign-in", json=right, headers=ours)
+        assert response.status_code == 429
+        assert "retry-after" in response.headers
+        assert "set-cookie" not in response.headers
+
+
 def test_unknown_emails_are_throttled_like_known_ones(settings, engine):
     with limited_client(settings, engine, login_max_failures=2) as client:
         for _ in range(2):
