@@ -2,8 +2,9 @@
 
 Every HTTP route is described here; tests/test_openapi.py fails when a route
 and this document disagree, and runs schemathesis against a live server to
-check that the answers match it. The WebSocket is described in words only,
-since OpenAPI has no way to describe one.
+check that the answers match it. Two things are described in words only: the
+WebSocket, since OpenAPI has no way to describe one, and the web app's /static
+files, a folder served as it is rather than routes of their own.
 """
 
 from starlette.requests import Request
