@@ -18,6 +18,9 @@ from oauth_provider import PretendProvider
 from privia import create_app
 from settings import Settings
 
+# Generous waits: CI shares two cores with the server, the browser and the tests.
+expect.set_options(timeout=15_000)
+
 PASSWORD = "correct horse battery"
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
@@ -57,7 +60,7 @@ def server(tmp_path, engine):
 def new_page(browser, server, viewport=LAPTOP):
     context = browser.new_context(base_url=server.url, viewport=viewport)
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(15_000)
     watch_for_script_errors(page)
     return page
 
@@ -478,6 +481,7 @@ def test_the_theme_follows_the_system_and_the_toggle(browser, server, shots):
         base_url=server.url, viewport=LAPTOP, color_scheme="dark"
     )
     page = context.new_page()
+    page.set_default_timeout(15_000)
     watch_for_script_errors(page)
     sign_up_quickly(page, shots)
     for question in [
