@@ -1,10 +1,11 @@
 import sqlite3
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
 
-from database import SCHEMA_VERSION, apply_schema, connect, utc_now
+from database import SCHEMA_VERSION, Database, apply_schema, connect, utc_now
 from tokens import load_or_create_secret
 
 
@@ -88,3 +89,36 @@ def test_secret_key_is_made_once_and_kept_private(tmp_path):
     assert load_or_create_secret(path) == key
     assert len(key) >= 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_each_thread_keeps_its_own_connection(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    db = Database(tmp_path / "p.db")
+    here = [db.run_sync(lambda conn: conn) for _ in range(2)]
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(db.run_sync, lambda conn: conn).result()
+    assert here[0] is here[1]
+    assert there is not here[0]
+
+
+def test_a_database_error_reopens_the_connection(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    db = Database(tmp_path / "p.db")
+    first = db.run_sync(lambda conn: conn)
+    with pytest.raises(sqlite3.OperationalError):
+        db.run_sync(lambda conn: conn.execute("SELECT * FROM missing"))
+    assert db.run_sync(lambda conn: conn) is not first
+
+
+def test_a_transaction_left_open_is_rolled_back(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    db = Database(tmp_path / "p.db")
+
+    def forget_to_commit(conn):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO users (id, email) VALUES ('u', 'u@example.com')")
+
+    db.run_sync(forget_to_commit)
+    assert not db.run_sync(lambda conn: conn.in_transaction)
+    count = db.run_sync(lambda conn: conn.execute("SELECT COUNT(*) FROM users").fetchone())
+    assert count[0] == 0
