@@ -3,7 +3,9 @@
 A connection belongs to the thread that opened it. Handlers never touch one on
 the event loop: they pass a unit of work to `Database.run`, which hands it the
 worker thread's own connection, opened on the thread's first unit of work and
-kept for the next ones.
+kept for the next ones. A read of a row or two by key may call
+`Database.run_sync` on the event loop itself: in WAL mode a read never waits
+for a writer, and the loop thread keeps its own connection like any other.
 """
 
 import sqlite3
