@@ -1,11 +1,20 @@
 import sqlite3
 import stat
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
 
-from database import SCHEMA_VERSION, Database, apply_schema, connect, utc_now
+from database import (
+    SCHEMA_VERSION,
+    Database,
+    apply_schema,
+    connect,
+    utc_now,
+    write_transaction,
+)
 from tokens import load_or_create_secret
 
 
@@ -122,3 +131,29 @@ def test_a_transaction_left_open_is_rolled_back(tmp_path):
     assert not db.run_sync(lambda conn: conn.in_transaction)
     count = db.run_sync(lambda conn: conn.execute("SELECT COUNT(*) FROM users").fetchone())
     assert count[0] == 0
+
+
+def test_writers_of_one_process_wait_for_each_other_not_for_sqlite(tmp_path):
+    path = tmp_path / "p.db"
+    apply_schema(path)
+    inside, order = threading.Event(), []
+
+    def write_first():
+        with write_transaction(connect(path)):
+            inside.set()
+            time.sleep(0.2)
+            order.append("first")
+
+    def write_second():
+        conn = connect(path)
+        # Without a busy timeout SQLite would refuse this writer at once.
+        conn.execute("PRAGMA busy_timeout = 0")
+        assert inside.wait(10)
+        with write_transaction(conn):
+            order.append("second")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = [pool.submit(write_first), pool.submit(write_second)]
+        for result in results:
+            result.result(timeout=20)
+    assert order == ["first", "second"]
