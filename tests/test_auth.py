@@ -1,9 +1,12 @@
+import os
 import sqlite3
+import threading
 import time
 
 import jwt
 import pytest
 
+import passwords
 from conftest import PASSWORD
 from passwords import PasswordHasher
 
@@ -261,3 +264,11 @@ def test_oauth_account_cannot_log_in_with_a_password(oauth_client):
 )
 def test_oauth_rejects_bad_input(oauth_client, fields):
     assert oauth(oauth_client, **fields).status_code == 422
+
+
+def test_passwords_are_hashed_at_the_lowest_priority():
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert passwords.run_on_hashing_thread(niceness) == passwords.HASHING_NICENESS
+    assert niceness() < passwords.HASHING_NICENESS
