@@ -77,6 +77,16 @@ async def post_streams(
         writer.close()
 
 
+async def ask_over_sockets(
+    url: str, questions: int, deadline: float, out: Timings, repeat: bool
+) -> None:
+    """Ask over one WebSocket; with `repeat`, open the next when it is done,
+    until the deadline."""
+    await ask_over_socket(url, questions, deadline, out)
+    while repeat and time.perf_counter() < deadline:
+        await ask_over_socket(url, questions, deadline, out)
+
+
 async def ask_over_socket(
     url: str, questions: int, deadline: float, out: Timings
 ) -> None:
