@@ -66,3 +66,11 @@ def test_access_log_never_shows_a_token(live):
     log = live.log()
     assert "token=[redacted]" in log
     assert token not in log
+
+
+def test_websocket_frames_are_not_compressed(live):
+    token = sign_in(live.url)["Authorization"].removeprefix("Bearer ")
+    ws_url = live.url.replace("http", "ws") + f"/api/ws/chat?token={token}"
+    # The client offers permessage-deflate by default; the server declines it.
+    with connect(ws_url) as socket:
+        assert "sec-websocket-extensions" not in socket.response.headers
