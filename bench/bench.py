@@ -131,15 +131,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Where py-spy writes a flame graph of each scenario, when --profile asks for it.
+PROFILE_DIR: Path | None = None
+
+
 def measured(server: Server, run, *args) -> Result:
     """Run one scenario and add the server's CPU per request and memory to it."""
+    profiler = start_profiler(server, args[0]) if PROFILE_DIR else None
     before = server.cpu_seconds()
-    result = run(*args)
+    try:
+        result = run(*args)
+    finally:
+        if profiler:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(60)
     used = server.cpu_seconds() - before
     if result.requests:
         result.cpu_ms = used * 1000 / result.requests
     result.rss_mib = server.rss_mib()
     return result
+
+
+def start_profiler(server: Server, scenario: str) -> subprocess.Popen:
+    """py-spy sampling the server until interrupted; it then writes an SVG."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{server.name} {scenario}".lower()).strip("-")
+    py_spy = Path(sys.executable).with_name("py-spy")
+    argv = ["taskset", "-c", str(LOAD_CORE), str(py_spy), "record", "--nonblocking"]
+    argv += ["-p", str(server.process.pid), "-o", str(PROFILE_DIR / f"{slug}.svg")]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    profiler = subprocess.Popen(argv, **quiet)
+    time.sleep(0.5)
+    return profiler
 
 
 # wrk for plain HTTP
@@ -437,7 +459,18 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="short runs, smaller crowds"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="write a py-spy flame graph of the server for each scenario into DIR",
+    )
     options = parser.parse_args()
+    if options.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = options.profile.resolve()
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+        print("Profiling: py-spy takes CPU too, so these figures are not comparable.")
     os.sched_setaffinity(0, {LOAD_CORE})
 
     seconds = 3 if options.quick else 8
@@ -537,11 +570,11 @@ def run_privia(
         )
         results = [
             http_scenario(
-                server, "list, 50 conversations", "/api/conversations", seconds,
+                server, "list, 50 conversations, large db", "/api/conversations", seconds,
                 seeded.reader, reference="list",
             ),
             http_scenario(
-                server, "get, 100 messages", f"/api/conversations/{seeded.big}",
+                server, "get, 100 messages, large db", f"/api/conversations/{seeded.big}",
                 seconds, seeded.reader, reference="get",
             ),
         ]
