@@ -568,13 +568,14 @@ def run_privia(
             f"{big_conversations * 100:,} messages in "
             f"{time.perf_counter() - started:.0f}s."
         )
+        big_path = f"/api/conversations/{seeded.big}"
         results = [
             http_scenario(
-                server, "list, 50 conversations, large db", "/api/conversations", seconds,
-                seeded.reader, reference="list",
+                server, "list, 50 conversations, large db", "/api/conversations",
+                seconds, seeded.reader, reference="list",
             ),
             http_scenario(
-                server, "get, 100 messages, large db", f"/api/conversations/{seeded.big}",
+                server, "get, 100 messages, large db", big_path,
                 seconds, seeded.reader, reference="get",
             ),
         ]
