@@ -62,6 +62,9 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     timeout instead of failing halfway when both try to upgrade a read. Call it
     from a worker thread: it may wait for this process's other writers.
     """
+    # TODO: every write is its own transaction, so when a thousand questions
+    # arrive at once the last waits seconds; committing the writes that are
+    # waiting together, from one writer thread, would cut that to a few.
     with _writers:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -98,6 +101,9 @@ class Database:
         self.path = Path(path)
         # Opening a connection costs more than the small queries Privia runs,
         # so each thread keeps the one it opened (measured in bench/).
+        # TODO: each kept connection may cache up to 2 MiB of pages, so the 40
+        # worker threads could hold 80 MiB on a large database; cap cache_size
+        # if memory matters more than read speed there.
         self._local = threading.local()
 
     def __repr__(self) -> str:
