@@ -1,5 +1,6 @@
 """Access tokens: HS256 JWTs, and the signing key they are made with."""
 
+import functools
 import logging
 import os
 import secrets
@@ -11,6 +12,9 @@ import jwt
 ALGORITHM = "HS256"
 # A generated key is 64 characters; a kept key shorter than this was cut or edited.
 MIN_KEPT_KEY_LENGTH = 32
+# Tokens whose signature has been checked, kept so a client's every request
+# does not pay for the check again; a few hundred bytes each.
+VERIFIED_TOKENS_KEPT = 1024
 
 log = logging.getLogger("privia.tokens")
 
@@ -28,6 +32,17 @@ def issue_token(user_id: str, email: str, secret: str, ttl_seconds: int) -> str:
 
 def decode_token(token: str, secret: str) -> dict:
     """Return the token's claims, or raise TokenError for any fault at all."""
+    claims = verified_claims(token, secret)
+    # The cache outlives a token's expiry, so expiry is checked on every call,
+    # the same way PyJWT checks it.
+    if int(claims["exp"]) <= time.time():
+        raise TokenError("Signature has expired")
+    return dict(claims)
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)
+def verified_claims(token: str, secret: str) -> dict:
+    """Check the token's signature and claims with PyJWT; remembered per token."""
     try:
         claims = jwt.decode(
             token,

@@ -1,9 +1,13 @@
+import asyncio
+import os
 import sqlite3
+import threading
 import time
 
 import jwt
 import pytest
 
+import passwords
 from conftest import PASSWORD
 from passwords import PasswordHasher
 
@@ -388,3 +392,12 @@ def test_cookie_origin_check_compares_the_host_not_the_scheme(client, auth):
     lookalike = {"Origin": "http://testserver.evil.example"}
     response = client.post("/api/conversations", json={}, headers=lookalike)
     assert response.status_code == 403
+
+
+def test_passwords_are_hashed_at_the_lowest_priority():
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    on_thread = asyncio.run(passwords.on_hashing_thread(niceness))
+    assert on_thread == passwords.HASHING_NICENESS
+    assert niceness() < passwords.HASHING_NICENESS

@@ -1,10 +1,20 @@
 import sqlite3
 import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
 
-from database import SCHEMA_VERSION, apply_schema, connect, utc_now
+from database import (
+    SCHEMA_VERSION,
+    Database,
+    apply_schema,
+    connect,
+    utc_now,
+    write_transaction,
+)
 from tokens import load_or_create_secret
 
 
@@ -95,3 +105,62 @@ def test_an_emptied_key_file_is_refused(tmp_path):
     path.write_text("\n")
     with pytest.raises(RuntimeError, match="delete the file"):
         load_or_create_secret(path)
+
+
+def test_each_thread_keeps_its_own_connection(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    db = Database(tmp_path / "p.db")
+    here = [db.run_sync(lambda conn: conn) for _ in range(2)]
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(db.run_sync, lambda conn: conn).result()
+    assert here[0] is here[1]
+    assert there is not here[0]
+
+
+def test_a_database_error_reopens_the_connection(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    db = Database(tmp_path / "p.db")
+    first = db.run_sync(lambda conn: conn)
+    with pytest.raises(sqlite3.OperationalError):
+        db.run_sync(lambda conn: conn.execute("SELECT * FROM missing"))
+    assert db.run_sync(lambda conn: conn) is not first
+
+
+def test_a_transaction_left_open_is_rolled_back(tmp_path):
+    apply_schema(tmp_path / "p.db")
+    db = Database(tmp_path / "p.db")
+
+    def forget_to_commit(conn):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO users (id, email) VALUES ('u', 'u@example.com')")
+
+    db.run_sync(forget_to_commit)
+    assert not db.run_sync(lambda conn: conn.in_transaction)
+    count = db.run_sync(lambda conn: conn.execute("SELECT COUNT(*) FROM users").fetchone())
+    assert count[0] == 0
+
+
+def test_writers_of_one_process_wait_for_each_other_not_for_sqlite(tmp_path):
+    path = tmp_path / "p.db"
+    apply_schema(path)
+    inside, order = threading.Event(), []
+
+    def write_first():
+        with write_transaction(connect(path)):
+            inside.set()
+            time.sleep(0.2)
+            order.append("first")
+
+    def write_second():
+        conn = connect(path)
+        # Without a busy timeout SQLite would refuse this writer at once.
+        conn.execute("PRAGMA busy_timeout = 0")
+        assert inside.wait(10)
+        with write_transaction(conn):
+            order.append("second")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = [pool.submit(write_first), pool.submit(write_second)]
+        for result in results:
+            result.result(timeout=20)
+    assert order == ["first", "second"]

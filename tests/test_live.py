@@ -51,6 +51,9 @@ def test_closing_a_stream_stores_the_partial_reply(live):
         time.sleep(0.05)
     assert [role for role, _ in rows] == ["user", "assistant"]
     assert 0 < len(rows[1][1]) < 200
+    # The server logs the end just after it stores the reply, so allow it a moment.
+    while "stream ended" not in live.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "stream ended" in live.log() and "disconnected" in live.log()
 
 
@@ -166,3 +169,11 @@ def test_forwarded_addresses_count_only_from_a_trusted_proxy(
         assert fail_from("198.51.100.2") == (400 if separate else 429)
     finally:
         server.stop()
+
+
+def test_websocket_frames_are_not_compressed(live):
+    token = sign_in(live.url)["Authorization"].removeprefix("Bearer ")
+    ws_url = live.url.replace("http", "ws") + f"/api/ws/chat?token={token}"
+    # The client offers permessage-deflate by default; the server declines it.
+    with connect(ws_url) as socket:
+        assert "sec-websocket-extensions" not in socket.response.headers
