@@ -3,9 +3,7 @@
 A connection belongs to the thread that opened it. Handlers never touch one on
 the event loop: they pass a unit of work to `Database.run`, which hands it the
 worker thread's own connection, opened on the thread's first unit of work and
-kept for the next ones. A read of a row or two by key may call
-`Database.run_sync` on the event loop itself: in WAL mode a read never waits
-for a writer, and the loop thread keeps its own connection like any other.
+kept for the next ones.
 """
 
 import sqlite3
@@ -38,13 +36,21 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+def connect(path: str | Path, create: bool = False) -> sqlite3.Connection:
     """Open a connection with foreign keys on, Row results and a busy timeout.
 
     The connection is in autocommit mode: writes group their statements with
-    `write_transaction`, reads see the latest committed state.
+    `write_transaction`, reads see the latest committed state. Only `create`
+    makes a missing file: a database that vanished while Privia ran is an
+    error, not a fresh empty file without tables.
     """
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    mode = "rwc" if create else "rw"
+    conn = sqlite3.connect(
+        f"{Path(path).resolve().as_uri()}?mode={mode}",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -78,7 +84,7 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def apply_schema(path: str | Path) -> None:
     """Create the database file and folder if needed and bring the schema up to date."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
+    conn = connect(path, create=True)
     try:
         # The journal mode is stored in the file, so setting it once is enough.
         conn.execute("PRAGMA journal_mode = WAL")

@@ -1,6 +1,7 @@
 """Health: /api/health, for load balancers, uptime checks and people."""
 
 import logging
+import os
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -14,17 +15,19 @@ log = logging.getLogger("privia.health")
 
 
 def check_database(conn: sqlite3.Connection) -> None:
-    """Read the schema table; raises sqlite3.Error when the database is unusable."""
-    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    """Read a table; raises sqlite3.Error when the database is unusable or gone."""
+    conn.execute("SELECT id FROM users LIMIT 1").fetchone()
+    # A kept connection goes on reading a file that was deleted under it.
+    path = conn.execute("PRAGMA database_list").fetchone()["file"]
+    if not os.path.exists(path):
+        raise sqlite3.OperationalError(f"the database file {path} is gone")
 
 
 async def health(request: Request) -> JSONResponse:
     """Say whether Privia and its database are up."""
     state = request.app.state
     try:
-        # A tiny read that never waits for a writer (WAL), so it runs here on
-        # the event loop: a thread hop would cost more than the query.
-        state.db.run_sync(check_database)
+        await state.db.run(check_database)
         database = "ok"
     except sqlite3.Error as error:
         log.warning("health check cannot read the database: %s", error)

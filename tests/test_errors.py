@@ -117,6 +117,15 @@ def test_a_database_locked_past_the_timeout_is_503(settings, engine, auth, monke
     assert response.headers["retry-after"] == "1"
 
 
+def test_a_deleted_database_makes_health_503(client, settings):
+    assert client.get("/api/health").status_code == 200
+    settings.database.unlink()
+    response = client.get("/api/health")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+    assert not settings.database.exists()
+
+
 def test_unreadable_database_makes_health_503(client, settings):
     settings.database.unlink()
     settings.database.mkdir()
