@@ -51,7 +51,8 @@ def test_taken_email_is_400(client, auth):
 
 
 def test_cooldown_is_429(settings, engine, auth):
-    with TestClient(create_app(replace(settings, conversation_cooldown_seconds=60), engine)) as client:
+    cooled = replace(settings, conversation_cooldown_seconds=60)
+    with TestClient(create_app(cooled, engine)) as client:
         auth.client = client
         headers = auth.headers()
         conversation = client.post("/api/conversations", headers=headers).json()
