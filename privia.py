@@ -2,7 +2,8 @@
 
 This module assembles the app: settings, logging, routes, error handlers,
 middleware and the lifespan that opens the database. `python privia.py` serves
-it; `uvicorn privia:app` does too.
+it; `uvicorn privia:app` does too, with uvicorn's own WebSocket frame limit
+and compression rather than the ones `main` sets.
 
     privia.py            settings.py
         |

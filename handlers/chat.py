@@ -411,6 +411,8 @@ async def chat_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
         return
 
+    # TODO: the token is checked once, when the socket opens; a socket kept open
+    # outlives the token's expiry and its user's deletion until it closes.
     await websocket.accept()
     await ChatSession(websocket, user_id).run()
 
