@@ -5,11 +5,12 @@ middleware and the lifespan that opens the database. `python privia.py` serves
 it; `uvicorn privia:app` does too, with uvicorn's own WebSocket frame limit
 and compression rather than the ones `main` sets.
 
-    privia.py            settings.py
+    privia.py                                     settings.py
         |
-    handlers/            auth, conversations, chat, health, web
+    handlers/      auth, conversations, chat, health, web, openapi
         |
-    database.py  passwords.py  tokens.py  engines/
+    database.py  passwords.py  tokens.py  limits.py  engines/
+    oauth.py  web_session.py  web_files.py
     oauth.py  web_session.py  web_files.py
 """
 
