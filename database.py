@@ -3,7 +3,8 @@
 A connection belongs to the thread that opened it. Handlers never touch one on
 the event loop: they pass a unit of work to `Database.run`, which hands it the
 worker thread's own connection, opened on the thread's first unit of work and
-kept for the next ones.
+kept for the next ones. Work that writes goes through `Database.write`, which
+lets one writer at a time onto a thread.
 """
 
 import sqlite3
@@ -14,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 
 SCHEMA_PATH = Path(__file__).with_name("schema.sql")
@@ -111,6 +114,8 @@ class Database:
         # worker threads could hold 80 MiB on a large database; cap cache_size
         # if memory matters more than read speed there.
         self._local = threading.local()
+        # Made on first use: a limiter belongs to the event loop that uses it.
+        self._writer: anyio.CapacityLimiter | None = None
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
@@ -138,3 +143,16 @@ class Database:
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """Call work(conn, *args) in a worker thread, so the event loop never waits."""
         return await run_in_threadpool(self.run_sync, work, *args)
+
+    async def write(self, work: Callable[..., T], *args: object) -> T:
+        """Like `run`, for work that writes: one at a time, on a thread of its own.
+
+        SQLite lets one writer in at a time anyway. Writers wait for their turn
+        here, on the event loop, so a crowd of them holds none of the pool's
+        threads that reads (a health check, a page of messages) need.
+        """
+        if self._writer is None:
+            self._writer = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(
+            self.run_sync, work, *args, limiter=self._writer
+        )

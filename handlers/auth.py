@@ -271,7 +271,7 @@ async def signup(request: Request) -> JSONResponse:
         raise HTTPException(400, "Email already registered")
     password_hash = await state.hasher.hash_in_worker(password)
     try:
-        user = await state.db.run(insert_user, email, password_hash, full_name)
+        user = await state.db.write(insert_user, email, password_hash, full_name)
     except sqlite3.IntegrityError:
         raise HTTPException(400, "Email already registered") from None
 
@@ -309,7 +309,7 @@ async def check_password(request: Request) -> sqlite3.Row:
     state.login_failures_by_address.undo(address)
 
     if new_hash is not None:
-        await state.db.run(update_password_hash, user["id"], new_hash)
+        await state.db.write(update_password_hash, user["id"], new_hash)
         log.info(
             "user %s password hash upgraded to %d rounds", user["id"], state.hasher.rounds
         )
@@ -360,7 +360,7 @@ async def oauth_sign_in(request: Request) -> JSONResponse:
     full_name = text_field(body, "full_name", required=False, max_length=200)
     avatar_url = text_field(body, "avatar_url", required=False, max_length=2048)
 
-    user = await request.app.state.db.run(
+    user = await request.app.state.db.write(
         upsert_oauth_user, provider, account_id, email, full_name, avatar_url or None
     )
     return token_response(request, user)

@@ -252,7 +252,7 @@ async def save_reply(db: Database, conversation_id: str, text: str) -> str | Non
     if not text:
         return None
     with anyio.CancelScope(shield=True):
-        return await db.run(store_reply, conversation_id, text)
+        return await db.write(store_reply, conversation_id, text)
 
 
 async def begin_exchange(state: State, user_id: str, body: dict) -> Exchange:
@@ -268,7 +268,7 @@ async def begin_exchange(state: State, user_id: str, body: dict) -> Exchange:
         raise HTTPException(422, "Field 'question' must not be empty")
     conversation_id = text_field(body, "conversation_id", required=False, max_length=64)
 
-    return await state.db.run(
+    return await state.db.write(
         store_question,
         user_id,
         conversation_id or None,

@@ -226,7 +226,7 @@ async def create_conversation(request: Request) -> JSONResponse:
     )
     state = request.app.state
 
-    conversation = await state.db.run(
+    conversation = await state.db.write(
         create_for_user,
         user_id,
         title or DEFAULT_TITLE,
@@ -257,7 +257,7 @@ async def rename_conversation(request: Request) -> JSONResponse:
     title = text_field(body, "title", min_length=1, max_length=MAX_TITLE_LENGTH)
     conversation_id = request.path_params["conversation_id"]
 
-    conversation = await request.app.state.db.run(
+    conversation = await request.app.state.db.write(
         rename_for_user, conversation_id, user_id, title
     )
     return JSONResponse(conversation_json(conversation))
@@ -267,6 +267,6 @@ async def delete_conversation(request: Request) -> Response:
     """Delete a conversation and its messages."""
     user_id = authenticated_user_id(request)
     conversation_id = request.path_params["conversation_id"]
-    await request.app.state.db.run(delete_for_user, conversation_id, user_id)
+    await request.app.state.db.write(delete_for_user, conversation_id, user_id)
     log.info("conversation %s deleted by user %s", conversation_id, user_id)
     return Response(status_code=204)

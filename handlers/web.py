@@ -181,7 +181,7 @@ async def finish_oauth(request: Request) -> Response:
         log.info("%s sign-in failed: %s", provider.name, error)
         return login_with_error("oauth_failed")
 
-    user = await request.app.state.db.run(
+    user = await request.app.state.db.write(
         upsert_oauth_user,
         provider.name,
         account.account_id,

@@ -164,3 +164,43 @@ def test_writers_of_one_process_wait_for_each_other_not_for_sqlite(tmp_path):
         for result in results:
             result.result(timeout=20)
     assert order == ["first", "second"]
+
+
+def test_waiting_writers_leave_the_thread_pool_to_reads(settings, engine, monkeypatch):
+    """Sixty writes queue for the one writer slot; a read still gets a thread."""
+    from threading import Event
+
+    from starlette.testclient import TestClient
+
+    import handlers.conversations
+    from conftest import AuthActions
+    from privia import create_app
+
+    release, writing = Event(), []
+
+    def slow_create(conn, user_id, title, cooldown):
+        writing.append(user_id)
+        release.wait(10)
+        raise RuntimeError("not meant to finish")
+
+    app = create_app(settings, engine)
+    client = TestClient(app, raise_server_exceptions=False)
+    with client, ThreadPoolExecutor(61) as pool:
+        headers = AuthActions(client).headers()
+        monkeypatch.setattr(handlers.conversations, "create_for_user", slow_create)
+        creates = [
+            pool.submit(client.post, "/api/conversations", headers=headers)
+            for _ in range(60)
+        ]
+        while not writing:
+            time.sleep(0.01)
+        time.sleep(0.3)  # let the other 59 arrive and queue
+
+        health = pool.submit(client.get, "/api/health").result(timeout=5)
+        writing_during_read = len(writing)
+        release.set()
+        for future in creates:
+            future.result()
+
+    assert health.status_code == 200
+    assert writing_during_read == 1
