@@ -1,6 +1,6 @@
 """How fast the openai engine reads a stream, and what it holds while it does.
 
-Run it by hand: `.venv/bin/python tests/bench_openai.py`. It prints figures and
+Run it by hand: `.venv/bin/python bench/openai_engine.py`. It prints figures and
 asserts nothing; the machine it runs on decides the numbers.
 """
 
@@ -10,7 +10,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
+ROOT = Path(__file__).resolve().parent.parent
+# The scriptable model server lives with the tests that use it.
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 from engines.events import EventStreamParser  # noqa: E402
 from engines.openai import OpenAIEngine  # noqa: E402
