@@ -9,12 +9,14 @@ the two legs in a short-lived signed cookie (see `flow_token`).
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jwt
-from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from settings import Settings
+
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 FLOW_SECONDS = 600
 FLOW_AUDIENCE = "privia-oauth-flow"
@@ -109,7 +111,11 @@ def configured_providers(settings: Settings) -> dict[str, Provider]:
     return {p.name: p for p in known if p.client_id and p.client_secret}
 
 
-def client_for(provider: Provider, redirect_uri: str) -> AsyncOAuth2Client:
+def client_for(provider: Provider, redirect_uri: str) -> "AsyncOAuth2Client":
+    # Imported here: Authlib and its HTTP client add some 15 MiB to a process
+    # that, without Google or GitHub configured, never signs anyone in this way.
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     return AsyncOAuth2Client(
         provider.client_id,
         provider.client_secret,
@@ -124,6 +130,8 @@ async def authorization_url(
     provider: Provider, redirect_uri: str
 ) -> tuple[str, str, str]:
     """Return where to send the browser, the state and the PKCE code verifier."""
+    from authlib.common.security import generate_token
+
     verifier = generate_token(64)
     async with client_for(provider, redirect_uri) as client:
         url, state = client.create_authorization_url(
@@ -158,7 +166,7 @@ async def fetch_account(
     return ACCOUNT_READERS[provider.name](profile, emails)
 
 
-async def get_json(client: AsyncOAuth2Client, url: str):
+async def get_json(client: "AsyncOAuth2Client", url: str):
     response = await client.get(url, headers={"Accept": "application/json"})
     if response.status_code != 200:
         raise OAuthError(f"{url} answered {response.status_code}")
