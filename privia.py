@@ -133,7 +133,9 @@ def by_method(**endpoints: Callable) -> Callable:
     return dispatch
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Privia:
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None
+) -> Privia:
     """Build the app. Nothing touches the disk until the lifespan starts."""
     configure_logging()
     settings = settings or load_settings()
@@ -160,11 +162,21 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     routes = [
         Route("/api/health", health.health, methods=["GET"], name="health"),
         Route("/api/health/", health.health, methods=["GET"], name="health_slash"),
-        Route("/api/openapi.json", openapi.get_openapi, methods=["GET"], name="get_openapi"),
+        Route(
+            "/api/openapi.json",
+            openapi.get_openapi,
+            methods=["GET"],
+            name="get_openapi",
+        ),
         Route("/api/auth/signup", auth.signup, methods=["POST"], name="signup"),
         Route("/api/auth/login", auth.login, methods=["POST"], name="login"),
         Route("/api/auth/me", auth.me, methods=["GET"], name="me"),
-        Route("/api/auth/oauth", auth.oauth_sign_in, methods=["POST"], name="oauth_sign_in"),
+        Route(
+            "/api/auth/oauth",
+            auth.oauth_sign_in,
+            methods=["POST"],
+            name="oauth_sign_in",
+        ),
         Route(
             "/api/conversations",
             by_method(
@@ -184,7 +196,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             methods=["GET", "PATCH", "DELETE"],
             name="conversation",
         ),
-        Route("/api/query", chat.answer_question, methods=["POST"], name="answer_question"),
+        Route(
+            "/api/query", chat.answer_question, methods=["POST"], name="answer_question"
+        ),
         Route("/api/stream", chat.stream_reply, methods=["POST"], name="stream_reply"),
         WebSocketRoute("/api/ws/chat", chat.chat_socket, name="chat_socket"),
         *web_routes(),

@@ -88,5 +88,7 @@ def load_or_create_secret(path: Path) -> str:
         return checked_key(path, path.read_text().strip())
     finally:
         draft.unlink()
-    log.info("generated a signing key and kept it in %s (readable by its owner only)", path)
+    log.info(
+        "generated a signing key and kept it in %s (readable by its owner only)", path
+    )
     return key

@@ -9,7 +9,6 @@ backend's figures. It prints figures; it never fails on one.
 """
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -574,12 +573,20 @@ def run_privia(
         big_path = f"/api/conversations/{seeded.big}"
         results = [
             http_scenario(
-                server, "list, 50 conversations, large db", "/api/conversations",
-                seconds, seeded.reader, reference="list",
+                server,
+                "list, 50 conversations, large db",
+                "/api/conversations",
+                seconds,
+                seeded.reader,
+                reference="list",
             ),
             http_scenario(
-                server, "get, 100 messages, large db", big_path,
-                seconds, seeded.reader, reference="get",
+                server,
+                "get, 100 messages, large db",
+                big_path,
+                seconds,
+                seeded.reader,
+                reference="get",
             ),
         ]
         print_results("Privia on the large database", results, ceiling)
@@ -601,16 +608,29 @@ def privia_scenarios(server: Server, seconds: float, seeded: Seeded) -> list[Res
             server, "GET /api/auth/me", "/api/auth/me", seconds, reader, reference="me"
         ),
         http_scenario(
-            server, "list, 50 conversations", "/api/conversations", seconds,
-            reader, reference="list",
+            server,
+            "list, 50 conversations",
+            "/api/conversations",
+            seconds,
+            reader,
+            reference="list",
         ),
         http_scenario(
-            server, "get, 100 messages", f"/api/conversations/{seeded.big}", seconds,
-            reader, reference="get",
+            server,
+            "get, 100 messages",
+            f"/api/conversations/{seeded.big}",
+            seconds,
+            reader,
+            reference="get",
         ),
         http_scenario(
-            server, "POST /api/query, 16 writers", "/api/query", seconds,
-            talker, question, "query",
+            server,
+            "POST /api/query, 16 writers",
+            "/api/query",
+            seconds,
+            talker,
+            question,
+            "query",
         ),
     ]
 
@@ -706,10 +726,18 @@ def run_crowds(workdir: Path, crowd: int) -> None:
     print_table(
         "Crowds, the stub paced at 50 ms per chunk",
         [
-            "scenario", "seconds", "replies done", "errors",
+            "scenario",
+            "seconds",
+            "replies done",
+            "errors",
             "stored questions / replies",
-            "first chunk p99 ms", "health p50 ms", "health p99 ms", "health max ms",
-            "health not 200", "CPU ms/reply", "RSS MiB",
+            "first chunk p99 ms",
+            "health p50 ms",
+            "health p99 ms",
+            "health max ms",
+            "health not 200",
+            "CPU ms/reply",
+            "RSS MiB",
         ],
         rows,
     )

@@ -205,7 +205,10 @@ def user_token(request: Request, user: sqlite3.Row) -> str:
     """A fresh access token for the user."""
     settings = request.app.state.settings
     return issue_token(
-        user["id"], user["email"], request.app.state.secret_key, settings.token_ttl_seconds
+        user["id"],
+        user["email"],
+        request.app.state.secret_key,
+        settings.token_ttl_seconds,
     )
 
 
@@ -219,7 +222,9 @@ def token_response(request: Request, user: sqlite3.Row) -> JSONResponse:
 async def read_credentials(request: Request) -> tuple[str, str]:
     """Email and password from a form (username, password) or JSON (email, password)."""
     content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+    if content_type.startswith(
+        ("multipart/form-data", "application/x-www-form-urlencoded")
+    ):
         async with request.form(max_files=0) as form:
             body = {key: value for key, value in form.items() if isinstance(value, str)}
     else:
@@ -311,7 +316,9 @@ async def check_password(request: Request) -> sqlite3.Row:
     if new_hash is not None:
         await state.db.write(update_password_hash, user["id"], new_hash)
         log.info(
-            "user %s password hash upgraded to %d rounds", user["id"], state.hasher.rounds
+            "user %s password hash upgraded to %d rounds",
+            user["id"],
+            state.hasher.rounds,
         )
     return user
 

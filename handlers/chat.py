@@ -140,13 +140,17 @@ def store_question(
     return Exchange(conversation_id, question, history)
 
 
-def store_reply(conn: sqlite3.Connection, conversation_id: str, content: str) -> str | None:
+def store_reply(
+    conn: sqlite3.Connection, conversation_id: str, content: str
+) -> str | None:
     """Store the assistant's reply; None if the conversation was deleted meanwhile."""
     try:
         with write_transaction(conn):
             return insert_message(conn, conversation_id, "assistant", content)
     except sqlite3.IntegrityError:
-        log.info("conversation %s was deleted before its reply was stored", conversation_id)
+        log.info(
+            "conversation %s was deleted before its reply was stored", conversation_id
+        )
         return None
 
 
@@ -532,7 +536,9 @@ class ChatSession:
             item = await pump.next()
             while isinstance(item, str):
                 if item:
-                    await self.send({"type": "token", "content": item, "mode": "stream"})
+                    await self.send(
+                        {"type": "token", "content": item, "mode": "stream"}
+                    )
                 item = await pump.next()
         finally:
             self.pump = None

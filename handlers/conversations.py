@@ -43,7 +43,9 @@ def get_conversation(
     ).fetchone()
 
 
-def get_empty_conversation(conn: sqlite3.Connection, user_id: str) -> sqlite3.Row | None:
+def get_empty_conversation(
+    conn: sqlite3.Connection, user_id: str
+) -> sqlite3.Row | None:
     """Return the user's conversation that has no question yet, if any."""
     return conn.execute(
         f"""
@@ -190,7 +192,9 @@ def fetch_conversation_list(conn: sqlite3.Connection, user_id: str) -> list[dict
     return [dict(row) for row in list_conversations_of(conn, user_id)]
 
 
-def fetch_conversation(conn: sqlite3.Connection, conversation_id: str, user_id: str) -> dict:
+def fetch_conversation(
+    conn: sqlite3.Connection, conversation_id: str, user_id: str
+) -> dict:
     require_user(conn, user_id)
     conversation = load_conversation_or_404(conn, conversation_id, user_id)
     messages = [dict(row) for row in list_messages(conn, conversation_id)]
@@ -207,7 +211,9 @@ def rename_for_user(
     return get_conversation(conn, conversation_id, user_id)
 
 
-def delete_for_user(conn: sqlite3.Connection, conversation_id: str, user_id: str) -> None:
+def delete_for_user(
+    conn: sqlite3.Connection, conversation_id: str, user_id: str
+) -> None:
     require_user(conn, user_id)
     with write_transaction(conn):
         load_conversation_or_404(conn, conversation_id, user_id)

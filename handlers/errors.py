@@ -28,7 +28,9 @@ async def database_error(request: Request, exc: Exception) -> Response:
     """Answer 503 when SQLite stayed locked past the busy timeout; other errors 500."""
     message = str(exc)
     if "locked" in message or "busy" in message:
-        log.warning("database busy past the timeout: %s %s", request.method, request.url.path)
+        log.warning(
+            "database busy past the timeout: %s %s", request.method, request.url.path
+        )
         return error_response(
             503, "The database is busy; try again shortly", {"Retry-After": "1"}
         )

@@ -65,8 +65,7 @@ def answer(
 def errors(*statuses: int) -> dict:
     """The {"detail": ...} responses for these statuses."""
     return {
-        str(status): {"$ref": f"#/components/responses/{status}"}
-        for status in statuses
+        str(status): {"$ref": f"#/components/responses/{status}"} for status in statuses
     }
 
 
@@ -143,7 +142,9 @@ SCHEMAS = {
         }
     ),
     "Conversation": record(CONVERSATION),
-    "ConversationSummary": record(CONVERSATION | {"message_count": {"type": "integer"}}),
+    "ConversationSummary": record(
+        CONVERSATION | {"message_count": {"type": "integer"}}
+    ),
     "ConversationDetail": record(
         CONVERSATION
         | {
@@ -349,9 +350,7 @@ PATHS = {
             "operationId": "delete_conversation",
             "summary": "Delete a conversation and its messages",
             "security": BEARER,
-            "responses": {"204": answer("Deleted")}
-            | errors(401, 404)
-            | FOREIGN_ORIGIN,
+            "responses": {"204": answer("Deleted")} | errors(401, 404) | FOREIGN_ORIGIN,
         },
     },
     "/api/query": {
@@ -445,9 +444,7 @@ SIGNED_IN_ELSEWHERE = see_other(
 
 WEB_PATHS = {
     "/": {"get": html_page("show_landing", "The landing page", SIGNED_IN_ELSEWHERE)},
-    "/login": {
-        "get": html_page("show_login", "The sign-in form", SIGNED_IN_ELSEWHERE)
-    },
+    "/login": {"get": html_page("show_login", "The sign-in form", SIGNED_IN_ELSEWHERE)},
     "/signup": {
         "get": html_page("show_signup", "The sign-up form", SIGNED_IN_ELSEWHERE)
     },

@@ -25,13 +25,17 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "server.log"
-        self.env = os.environ.copy() | {
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "PRIVIA_DATABASE": str(tmp_path / "live" / "privia.db"),
-            "PRIVIA_PASSWORD_ROUNDS": "1000",
-            "PRIVIA_CONVERSATION_COOLDOWN_SECONDS": "0",
-        } | env
+        self.env = (
+            os.environ.copy()
+            | {
+                "PORT": str(self.port),
+                "HOST": "127.0.0.1",
+                "PRIVIA_DATABASE": str(tmp_path / "live" / "privia.db"),
+                "PRIVIA_PASSWORD_ROUNDS": "1000",
+                "PRIVIA_CONVERSATION_COOLDOWN_SECONDS": "0",
+            }
+            | env
+        )
         self.process = None
 
     def start(self):

@@ -73,9 +73,10 @@ class PretendProvider:
     async def token(self, request: Request):
         form = await request.form()
         self.token_requests.append(dict(form))
-        expected = "Basic " + base64.b64encode(
-            f"{CLIENT_ID}:{CLIENT_SECRET}".encode()
-        ).decode()
+        expected = (
+            "Basic "
+            + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        )
         if request.headers.get("authorization") != expected:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         challenge, redirect_uri = self.codes.pop(form.get("code"), (None, None))

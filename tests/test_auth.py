@@ -70,8 +70,14 @@ def test_signup_rejects_bodies_that_are_not_objects(client, raw):
 @pytest.mark.parametrize(
     "path, raw",
     [
-        ("/api/auth/signup", b'{"email": "x@example.com", "password": "\\ud800aaaaaaaa"}'),
-        ("/api/auth/login", b'{"email": "\\udfff@example.com", "password": "aaaaaaaaaa"}'),
+        (
+            "/api/auth/signup",
+            b'{"email": "x@example.com", "password": "\\ud800aaaaaaaa"}',
+        ),
+        (
+            "/api/auth/login",
+            b'{"email": "\\udfff@example.com", "password": "aaaaaaaaaa"}',
+        ),
     ],
 )
 def test_lone_surrogates_are_422(client, path, raw):
@@ -138,9 +144,13 @@ def test_login_token_carries_the_claims(client, auth, settings):
     "email, password",
     [("ada@example.com", "wrong password"), ("nobody@example.com", PASSWORD)],
 )
-def test_login_failure_says_the_same_for_email_and_password(client, auth, email, password):
+def test_login_failure_says_the_same_for_email_and_password(
+    client, auth, email, password
+):
     auth.signup()
-    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    response = client.post(
+        "/api/auth/login", json={"email": email, "password": password}
+    )
     assert response.status_code == 400
     assert response.json() == {"detail": "Invalid email or password"}
 
@@ -193,7 +203,9 @@ def forged_tokens(settings, user_id):
         "no exp": jwt.encode({"sub": user_id}, key, "HS256"),
         "no sub": jwt.encode({"exp": now + 60}, key, "HS256"),
         "alg none": jwt.encode(good, None, "none"),
-        "HS512": jwt.encode(good, key + "-padding-to-64-bytes-for-hs512-xxxxxxx", "HS512"),
+        "HS512": jwt.encode(
+            good, key + "-padding-to-64-bytes-for-hs512-xxxxxxx", "HS512"
+        ),
         "garbage": "not.a.token",
         "deleted user": jwt.encode(good | {"sub": "no-such-user"}, key, "HS256"),
     }
@@ -201,7 +213,16 @@ def forged_tokens(settings, user_id):
 
 @pytest.mark.parametrize(
     "kind",
-    ["other key", "expired", "no exp", "no sub", "alg none", "HS512", "garbage", "deleted user"],
+    [
+        "other key",
+        "expired",
+        "no exp",
+        "no sub",
+        "alg none",
+        "HS512",
+        "garbage",
+        "deleted user",
+    ],
 )
 def test_me_rejects_bad_tokens(client, auth, settings, kind):
     user = auth.signup()

@@ -332,7 +332,7 @@ def test_replies_render_markdown_and_never_run_html(page, server, shots):
 
     # The markup arrives as text and nothing of it runs.
     expect(body.locator("img, script")).to_have_count(0)
-    expect(body).to_contain_text('<img src=x onerror="window.pwned = \'img\'">')
+    expect(body).to_contain_text("<img src=x onerror=\"window.pwned = 'img'\">")
     expect(body).to_contain_text("<script>window.pwned = 'script'</script>")
     assert page.evaluate("window.pwned") is None
     shots.take(page, "markdown")
@@ -518,7 +518,9 @@ def test_the_readme_way_streams_a_reply_from_python_privia_py(browser, tmp_path,
         sign_up_quickly(page, shots)
         send(page, "Hello, Privia")
         wait_for_reply(page)
-        expect(page.locator(".message.assistant .message-body")).to_have_text(STUB_REPLY)
+        expect(page.locator(".message.assistant .message-body")).to_have_text(
+            STUB_REPLY
+        )
         assert sockets == [live.url.replace("http", "ws") + "/api/ws/chat"]
         shots.take(page, "streamed-reply")
         page.context.close()

@@ -38,7 +38,10 @@ def test_query_answers_and_stores_both_messages(client, headers, settings, engin
     assert body["answer"] == "Hello, world"
     assert body["mode"] == "scripted"
     assert body["sources"] == []
-    assert stored_messages(settings) == [("user", "Hi there"), ("assistant", "Hello, world")]
+    assert stored_messages(settings) == [
+        ("user", "Hi there"),
+        ("assistant", "Hello, world"),
+    ]
     assert conversation_row(settings, body["conversation_id"]) == ("Hi there", "active")
 
 
@@ -95,8 +98,14 @@ def test_title_from(question, title):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"question": ""}, {"question": "   \n"}, {"question": 3}, {"question": ["a"]},
-     {"question": "hi", "conversation_id": 5}],
+    [
+        {},
+        {"question": ""},
+        {"question": "   \n"},
+        {"question": 3},
+        {"question": ["a"]},
+        {"question": "hi", "conversation_id": 5},
+    ],
 )
 def test_query_rejects_bad_questions(client, headers, settings, body):
     response = client.post("/api/query", json=body, headers=headers)
@@ -156,7 +165,9 @@ def test_query_engine_failing_to_start_is_502(client, headers, settings):
 @pytest.mark.parametrize("engine", [FailsToStart()])
 def test_stream_engine_failing_to_start_sends_an_error_event(client, headers):
     events = parse_events(stream(client, headers).text)
-    assert events == [("error", json.dumps({"error": "the model server is unreachable"}))]
+    assert events == [
+        ("error", json.dumps({"error": "the model server is unreachable"}))
+    ]
 
 
 @pytest.mark.parametrize("engine", [FailsToStart()])
@@ -168,7 +179,9 @@ def test_socket_engine_failing_to_start_sends_an_error_frame(client, headers):
     assert frames[1]["message_id"] is None and frames[1]["stopped"] is False
 
 
-@pytest.mark.parametrize("engine", [ScriptedEngine(["part", "ial", "never"], fail_at=2)])
+@pytest.mark.parametrize(
+    "engine", [ScriptedEngine(["part", "ial", "never"], fail_at=2)]
+)
 def test_query_engine_failure_is_502_and_keeps_the_question(client, headers, settings):
     response = client.post("/api/query", json={"question": "Hi"}, headers=headers)
     assert response.status_code == 502
@@ -218,12 +231,17 @@ def test_stream_done_event_carries_the_metadata(client, headers, settings):
     assert (role, content) == ("assistant", "Hello, world")
 
 
-@pytest.mark.parametrize("engine", [ScriptedEngine(["half ", "way ", "there"], fail_at=2)])
+@pytest.mark.parametrize(
+    "engine", [ScriptedEngine(["half ", "way ", "there"], fail_at=2)]
+)
 def test_stream_engine_failure_sends_an_error_event(client, headers, settings):
     events = parse_events(stream(client, headers).text)
 
     assert events[:2] == [("message", "half "), ("message", "way ")]
-    assert events[-1] == ("error", json.dumps({"error": "the scripted engine failed on purpose"}))
+    assert events[-1] == (
+        "error",
+        json.dumps({"error": "the scripted engine failed on purpose"}),
+    )
     assert stored_messages(settings)[-1] == ("assistant", "half way ")
 
 
@@ -251,8 +269,12 @@ def test_stream_rejects_an_empty_question_before_streaming(client, headers):
     assert response.headers["content-type"] == "application/json"
 
 
-@pytest.mark.parametrize("engine", [ScriptedEngine(["one ", "two ", "three "] * 50, delay=0.01)])
-def test_stream_disconnect_stores_the_partial_reply(app, client, headers, settings, engine):
+@pytest.mark.parametrize(
+    "engine", [ScriptedEngine(["one ", "two ", "three "] * 50, delay=0.01)]
+)
+def test_stream_disconnect_stores_the_partial_reply(
+    app, client, headers, settings, engine
+):
     """Drive the ASGI app directly, so the client can leave after two events."""
     body = json.dumps({"question": "Hi"}).encode()
     sent = []
@@ -278,11 +300,19 @@ def test_stream_disconnect_stores_the_partial_reply(app, client, headers, settin
             (k.lower().encode(), v.encode()) for k, v in headers.items()
         ]
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/api/stream", "raw_path": b"/api/stream", "query_string": b"",
-            "root_path": "", "headers": raw_headers, "client": ("127.0.0.1", 1),
-            "server": ("testserver", 80), "state": {},
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/stream",
+            "raw_path": b"/api/stream",
+            "query_string": b"",
+            "root_path": "",
+            "headers": raw_headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80),
+            "state": {},
         }
         await app(scope, receive, send)
 
@@ -333,7 +363,9 @@ def test_socket_takes_plain_text_and_a_header_token(client, headers):
         assert receive_until_done(ws)[-1]["type"] == "done"
 
 
-def test_socket_takes_text_that_only_looks_like_json_as_a_question(client, headers, engine):
+def test_socket_takes_text_that_only_looks_like_json_as_a_question(
+    client, headers, engine
+):
     with client.websocket_connect("/api/ws/chat", headers=headers) as ws:
         ws.send_text("[citation needed] what is this?")
         assert receive_until_done(ws)[-1]["type"] == "done"
@@ -432,7 +464,10 @@ def test_socket_question_with_a_lone_surrogate_gets_an_error_frame(client, heade
 def test_socket_survives_a_bad_frame(client, headers, settings):
     with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
         ws.send_text("{not json")
-        assert ws.receive_json() == {"type": "error", "content": "Frame is not valid JSON"}
+        assert ws.receive_json() == {
+            "type": "error",
+            "content": "Frame is not valid JSON",
+        }
         ws.send_json({"question": "   "})
         assert ws.receive_json()["type"] == "error"
         ws.send_json({"question": "Now a real one"})
@@ -446,13 +481,20 @@ def test_socket_refuses_another_users_conversation(client, auth, settings):
     answer = client.post("/api/query", json={"question": "mine"}, headers=ada).json()
 
     with client.websocket_connect(f"/api/ws/chat?token={token_of(bob)}") as ws:
-        ws.send_json({"question": "let me in", "conversation_id": answer["conversation_id"]})
-        assert ws.receive_json() == {"type": "error", "content": "Conversation not found"}
+        ws.send_json(
+            {"question": "let me in", "conversation_id": answer["conversation_id"]}
+        )
+        assert ws.receive_json() == {
+            "type": "error",
+            "content": "Conversation not found",
+        }
 
     assert len(stored_messages(settings)) == 2
 
 
-@pytest.mark.parametrize("engine", [ScriptedEngine(["ok ", "then ", "boom"], fail_at=2)])
+@pytest.mark.parametrize(
+    "engine", [ScriptedEngine(["ok ", "then ", "boom"], fail_at=2)]
+)
 def test_socket_engine_failure_sends_error_then_done(client, headers, settings):
     with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
         ws.send_json({"question": "Hi"})
@@ -467,7 +509,9 @@ def test_socket_engine_failure_sends_error_then_done(client, headers, settings):
 
 
 @pytest.mark.parametrize("engine", [ScriptedEngine(["word "] * 200, delay=0.01)])
-def test_socket_closed_mid_reply_stores_the_partial_reply(client, headers, settings, engine):
+def test_socket_closed_mid_reply_stores_the_partial_reply(
+    client, headers, settings, engine
+):
     with client.websocket_connect(f"/api/ws/chat?token={token_of(headers)}") as ws:
         ws.send_json({"question": "Go on"})
         ws.receive_json()

@@ -28,7 +28,9 @@ def test_create_returns_the_same_empty_conversation(client, headers):
 
 
 def test_create_with_a_title(client, headers):
-    response = client.post("/api/conversations", json={"title": " Plans "}, headers=headers)
+    response = client.post(
+        "/api/conversations", json={"title": " Plans "}, headers=headers
+    )
     assert response.status_code == 201
     assert response.json()["title"] == "Plans"
 
@@ -61,7 +63,10 @@ def test_concurrent_creates_yield_one_conversation(settings, engine, auth):
         headers = auth.headers()
         with ThreadPoolExecutor(20) as pool:
             responses = list(
-                pool.map(lambda _: client.post("/api/conversations", headers=headers), range(20))
+                pool.map(
+                    lambda _: client.post("/api/conversations", headers=headers),
+                    range(20),
+                )
             )
 
     assert {r.status_code for r in responses} <= {201, 429}
@@ -79,10 +84,18 @@ def test_list_is_newest_first_with_counts(client, headers):
 
     assert response.status_code == 200
     listed = response.json()
-    assert [c["id"] for c in listed] == [older["conversation_id"], newer["conversation_id"]]
+    assert [c["id"] for c in listed] == [
+        older["conversation_id"],
+        newer["conversation_id"],
+    ]
     assert [c["message_count"] for c in listed] == [4, 2]
     assert set(listed[0]) == {
-        "id", "title", "status", "created_at", "updated_at", "message_count"
+        "id",
+        "title",
+        "status",
+        "created_at",
+        "updated_at",
+        "message_count",
     }
 
 
@@ -125,7 +138,9 @@ def test_rename(client, headers):
 def test_rename_rejects_bad_titles(client, headers, title):
     conversation = client.post("/api/conversations", headers=headers).json()
     response = client.patch(
-        f"/api/conversations/{conversation['id']}", json={"title": title}, headers=headers
+        f"/api/conversations/{conversation['id']}",
+        json={"title": title},
+        headers=headers,
     )
     assert response.status_code == 422
 
@@ -151,7 +166,9 @@ def test_delete_removes_the_messages_too(client, headers, settings):
         ("DELETE", "", None),
     ],
 )
-def test_another_users_conversation_is_404(client, auth, settings, method, suffix, body):
+def test_another_users_conversation_is_404(
+    client, auth, settings, method, suffix, body
+):
     ada = auth.headers("ada@example.com")
     bob = auth.headers("bob@example.com")
     conversation_id = ask(client, ada, "private")["conversation_id"]

@@ -136,7 +136,9 @@ def test_a_transaction_left_open_is_rolled_back(tmp_path):
 
     db.run_sync(forget_to_commit)
     assert not db.run_sync(lambda conn: conn.in_transaction)
-    count = db.run_sync(lambda conn: conn.execute("SELECT COUNT(*) FROM users").fetchone())
+    count = db.run_sync(
+        lambda conn: conn.execute("SELECT COUNT(*) FROM users").fetchone()
+    )
     assert count[0] == 0
 
 

@@ -12,7 +12,9 @@ def assert_error(response, status):
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert list(body) == ["detail"] and isinstance(body["detail"], str) and body["detail"]
+    assert (
+        list(body) == ["detail"] and isinstance(body["detail"], str) and body["detail"]
+    )
 
 
 def test_unknown_route_is_404(client):
@@ -87,7 +89,9 @@ def test_server_error_carries_the_cors_origin(settings, engine, auth, monkeypatc
 
     monkeypatch.setattr(handlers.conversations, "fetch_conversation_list", broken)
     origin = settings.allowed_origins[0]
-    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings, engine), raise_server_exceptions=False
+    ) as client:
         auth.client = client
         headers = auth.headers() | {"Origin": origin}
         response = client.get("/api/conversations", headers=headers)

@@ -30,7 +30,9 @@ def nasty_headers(client):
     assert signup.json()["email"] == NASTY_EMAIL
     assert signup.json()["full_name"] == NASTY
 
-    login = client.post("/api/auth/login", json={"email": NASTY_EMAIL, "password": NASTY})
+    login = client.post(
+        "/api/auth/login", json={"email": NASTY_EMAIL, "password": NASTY}
+    )
     assert login.status_code == 200
     form = {"username": NASTY_EMAIL, "password": NASTY}
     assert client.post("/api/auth/login", data=form).status_code == 200
@@ -66,7 +68,9 @@ def test_titles_and_questions_are_stored_literally(client, nasty_headers, settin
     assert renamed.json()["title"] == NASTY + "!"
 
     body = {"question": NASTY, "conversation_id": conversation_id}
-    assert client.post("/api/query", json=body, headers=nasty_headers).status_code == 200
+    assert (
+        client.post("/api/query", json=body, headers=nasty_headers).status_code == 200
+    )
     stream = client.post("/api/stream", json=body, headers=nasty_headers)
     assert [kind for kind, _ in parse_events(stream.text)][-1] == "done"
     token = nasty_headers["Authorization"].removeprefix("Bearer ")
@@ -87,7 +91,9 @@ def test_titles_and_questions_are_stored_literally(client, nasty_headers, settin
 @pytest.mark.parametrize(
     "conversation_id", ["' OR '1'='1", "x'; DELETE FROM messages; --", "a\x00b", "%00"]
 )
-def test_nasty_conversation_ids_are_just_unknown(client, nasty_headers, conversation_id):
+def test_nasty_conversation_ids_are_just_unknown(
+    client, nasty_headers, conversation_id
+):
     body = {"question": "hi", "conversation_id": conversation_id}
     response = client.post("/api/query", json=body, headers=nasty_headers)
     assert response.status_code == 404

@@ -77,8 +77,12 @@ def test_failed_logins_lock_the_account_with_retry_after(settings, engine):
             "/api/auth/login", json={"email": "ADA@example.com", "password": PASSWORD}
         )
         assert response.status_code == 429
-        assert 1 <= int(response.headers["retry-after"]) <= settings.login_window_seconds
-        assert response.json() == {"detail": "Too many failed sign-ins; try again later"}
+        assert (
+            1 <= int(response.headers["retry-after"]) <= settings.login_window_seconds
+        )
+        assert response.json() == {
+            "detail": "Too many failed sign-ins; try again later"
+        }
         # Another account from the same address is not locked by Ada's.
         AuthActions(client).signup(email="bob@example.com")
         assert AuthActions(client).login(email="bob@example.com")

@@ -123,7 +123,9 @@ def test_no_secret_reaches_the_log(tmp_path):
         requests.get(f"{url}/api/auth/me", headers=headers).raise_for_status()
         requests.post(f"{url}/api/query", json={"question": question}, headers=headers)
         requests.post(f"{url}/api/stream", json={"question": question}, headers=headers)
-        requests.get(f"{url}/api/auth/me", headers={"Authorization": f"Bearer {token}x"})
+        requests.get(
+            f"{url}/api/auth/me", headers={"Authorization": f"Bearer {token}x"}
+        )
         requests.post(
             f"{url}/api/auth/oauth",
             headers={"X-Privia-OAuth-Secret": oauth_secret},

@@ -174,9 +174,12 @@ def test_sigkill_mid_burst_keeps_every_acknowledged_write(tmp_path):
         # The restarted server answers from the same file, and sign-in still works.
         assert requests.get(f"{restarted.url}/api/health").json()["database"] == "ok"
         sign_in_body = {"email": "killed0@example.com", "password": "load-password"}
-        assert requests.post(
-            f"{restarted.url}/api/auth/login", json=sign_in_body
-        ).status_code == 200
+        assert (
+            requests.post(
+                f"{restarted.url}/api/auth/login", json=sign_in_body
+            ).status_code
+            == 200
+        )
     finally:
         restarted.stop()
 

@@ -84,7 +84,10 @@ NO_ENV_FILE = "no-such-file.env"
 
 
 def load_with(environ, env_file=NO_ENV_FILE):
-    names = set(INT_SETTINGS) | {"PRIVIA_ALLOWED_ORIGINS", "PRIVIA_LOGIN_WINDOW_SECONDS"}
+    names = set(INT_SETTINGS) | {
+        "PRIVIA_ALLOWED_ORIGINS",
+        "PRIVIA_LOGIN_WINDOW_SECONDS",
+    }
     clean = {key: value for key, value in os.environ.items() if key not in names}
     with mock.patch.dict(os.environ, clean | environ, clear=True):
         return load_settings(env_file)

@@ -8,7 +8,11 @@ import pytest
 
 from database import apply_schema, connect
 from handlers.chat import list_recent_turns
-from handlers.conversations import get_conversation, list_conversations_of, list_messages
+from handlers.conversations import (
+    get_conversation,
+    list_conversations_of,
+    list_messages,
+)
 
 
 @pytest.fixture
@@ -45,7 +49,9 @@ def test_reads_search_an_index_and_never_scan_or_sort(conn, work, args):
     for plan in plans_of(conn, work, *args):
         tables = [line for line in plan if line.startswith(("SEARCH", "SCAN"))]
         assert tables, plan
-        assert all(line.startswith("SEARCH") and "INDEX" in line for line in tables), plan
+        assert all(line.startswith("SEARCH") and "INDEX" in line for line in tables), (
+            plan
+        )
         assert not any("TEMP B-TREE" in line for line in plan), plan
 
 
