@@ -236,6 +236,7 @@ def create_app(
         settings.login_max_failures_per_address, window
     )
     app.state.signups = RateLimit(settings.signups_per_hour, 3600)
+    app.state.questions = RateLimit(settings.questions_per_minute, 60)
     app.state.oauth_providers = configured_providers(settings)
     return app
 

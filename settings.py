@@ -54,6 +54,7 @@ class Settings:
     login_max_failures_per_address: int = 100
     login_window_seconds: float = 900.0
     signups_per_hour: int = 20
+    questions_per_minute: int = 60
     max_body_bytes: int = 1024 * 1024
 
     @property
@@ -144,6 +145,11 @@ def load_settings(env_file: str | Path = ".env") -> Settings:
         ),
         signups_per_hour=config(
             "PRIVIA_SIGNUPS_PER_HOUR", cast=int, default=defaults.signups_per_hour
+        ),
+        questions_per_minute=config(
+            "PRIVIA_QUESTIONS_PER_MINUTE",
+            cast=int,
+            default=defaults.questions_per_minute,
         ),
         max_body_bytes=config(
             "PRIVIA_MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes

@@ -524,6 +524,9 @@ def privia_env(workdir: Path, name: str, **env: str) -> dict:
         "PRIVIA_DATABASE": str(workdir / name / "privia.db"),
         "PRIVIA_SECRET_KEY": "a-benchmark-signing-key-of-more-than-32-bytes",
         "PRIVIA_CONVERSATION_COOLDOWN_SECONDS": "0",
+        # The scenarios ask hundreds of questions a second as one user; the
+        # per-user limit would measure its own 429s instead of Privia.
+        "PRIVIA_QUESTIONS_PER_MINUTE": "0",
     } | env
 
 

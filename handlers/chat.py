@@ -28,6 +28,7 @@ from database import Database, utc_now, write_transaction
 from engines import Engine, EngineError, Reply, Turn
 from handlers.auth import (
     authenticated_user_id,
+    refuse_if_limited,
     request_token,
     require_user,
     user_id_from_token,
@@ -44,6 +45,7 @@ log = logging.getLogger("privia.chat")
 TITLE_LENGTH = 40
 KEEPALIVE_SECONDS = 15.0
 ENGINE_FAILED = "The engine failed while writing the reply"
+TOO_MANY_QUESTIONS = "Too many questions; wait a moment before asking again"
 BUSY = 'A reply is already being written; send {"type": "stop"} to stop it first'
 
 
@@ -271,6 +273,11 @@ async def begin_exchange(state: State, user_id: str, body: dict) -> Exchange:
     if not question.strip():
         raise HTTPException(422, "Field 'question' must not be empty")
     conversation_id = text_field(body, "conversation_id", required=False, max_length=64)
+
+    # Counted per user before anything is stored: each question costs a
+    # write and an engine call, which one account must not be able to flood.
+    refuse_if_limited(state.questions, user_id, TOO_MANY_QUESTIONS)
+    state.questions.add(user_id)
 
     return await state.db.write(
         store_question,

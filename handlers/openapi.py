@@ -193,7 +193,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such conversation for this user",
     413: "The body is larger than the limit",
     422: "The body is not what the route takes; the detail names the field",
-    429: "Too many attempts; wait for Retry-After seconds",
+    429: "Too many attempts or questions; wait for Retry-After seconds",
     502: "The engine failed; the question is kept",
     503: "The database is unreadable",
 }
@@ -360,7 +360,7 @@ PATHS = {
             "security": BEARER,
             "requestBody": json_body(QUESTION),
             "responses": {"200": answer("The reply", ref("Answer"))}
-            | errors(*BODY_ERRORS, 401, 404, 502)
+            | errors(*BODY_ERRORS, 401, 404, 429, 502)
             | FOREIGN_ORIGIN,
         }
     },
@@ -381,7 +381,7 @@ PATHS = {
                     "content": {"text/event-stream": {"schema": SSE_EVENT}},
                 }
             }
-            | errors(*BODY_ERRORS, 401, 404)
+            | errors(*BODY_ERRORS, 401, 404, 429)
             | FOREIGN_ORIGIN,
         }
     },

@@ -198,3 +198,35 @@ def test_successful_logins_do_not_use_up_the_address_limit(settings, engine):
         for _ in range(3):
             assert fail_login(client).status_code == 400
         assert fail_login(client).status_code == 429
+
+
+def test_questions_are_limited_per_user_across_every_transport(settings, engine):
+    import sqlite3
+
+    with limited_client(settings, engine, questions_per_minute=3) as client:
+        auth = AuthActions(client)
+        ada, bob = auth.headers("ada@example.com"), auth.headers("bob@example.com")
+        assert client.post("/api/query", json={"question": "1"}, headers=ada).is_success
+        assert client.post("/api/stream", json={"question": "2"}, headers=ada).is_success
+        with client.websocket_connect("/api/ws/chat", headers=ada) as ws:
+            ws.send_text("3")
+            while ws.receive_json()["type"] != "done":
+                pass
+            ws.send_text("4")
+            refused_frame = ws.receive_json()
+
+        refused = client.post("/api/query", json={"question": "5"}, headers=ada)
+        other_user = client.post("/api/query", json={"question": "6"}, headers=bob)
+
+    assert refused_frame == {
+        "type": "error",
+        "content": "Too many questions; wait a moment before asking again",
+    }
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert other_user.status_code == 200
+    with sqlite3.connect(settings.database) as conn:
+        questions = conn.execute(
+            "SELECT content FROM messages WHERE role = 'user' ORDER BY timestamp"
+        ).fetchall()
+    assert [q for (q,) in questions] == ["1", "2", "3", "6"]

@@ -37,7 +37,8 @@ def run_threads(targets):
 
 
 def test_parallel_writers_and_a_reader_lose_nothing(tmp_path):
-    server = LiveServer(tmp_path).start()
+    # Each user asks far faster than a person would; the per-user limit is off.
+    server = LiveServer(tmp_path, PRIVIA_QUESTIONS_PER_MINUTE="0").start()
     try:
         users = [sign_in(server.url, f"writer{n}@example.com") for n in range(WRITERS)]
         failures, acknowledged, reader_waits = [], {}, []
@@ -108,7 +109,7 @@ def test_parallel_writers_and_a_reader_lose_nothing(tmp_path):
 
 
 def test_sigkill_mid_burst_keeps_every_acknowledged_write(tmp_path):
-    server = LiveServer(tmp_path).start()
+    server = LiveServer(tmp_path, PRIVIA_QUESTIONS_PER_MINUTE="0").start()
     users = [sign_in(server.url, f"killed{n}@example.com") for n in range(4)]
     acknowledged = []  # (question, reply message id) for each 2xx or done event
     lock = threading.Lock()
