@@ -16,6 +16,7 @@ and compression rather than the ones `main` sets.
 
 import contextlib
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -275,10 +276,14 @@ def main() -> None:
     # uvicorn closes a WebSocket whose frame is over ws_max_size (code 1009).
     # Compressing each small token frame cost more CPU than it saved bytes, and
     # each socket's compressor held memory: 1,000 sockets took 140 MiB, not 92.
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise,
+    # which would let any local client pick the address the login limits
+    # count; only an operator's FORWARDED_ALLOW_IPS turns it on.
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
+        proxy_headers="FORWARDED_ALLOW_IPS" in os.environ,
         ws_max_size=settings.max_body_bytes,
         ws_per_message_deflate=False,
     )

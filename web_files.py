@@ -29,7 +29,6 @@ PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     # Pages depend on who is signed in, so no cache may keep one.
     "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
 }
 # Files are not fingerprinted, so a browser may keep them but must check the
 # ETag before reuse; an upgrade then shows at the next load.

@@ -309,7 +309,7 @@ async def check_password(request: Request) -> sqlite3.Row:
         matches, new_hash = await state.hasher.verify_in_worker(password, stored_hash)
     if not matches:
         log.info("failed sign-in from %s", address)
-        raise HTTPException(400, "Invalid email or password")
+        raise HTTPException(400, "Invalid email or password", headers=NO_STORE)
     state.login_failures_by_account.reset(email)
     state.login_failures_by_address.undo(address)
 

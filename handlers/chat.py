@@ -28,7 +28,6 @@ from database import Database, utc_now, write_transaction
 from engines import Engine, EngineError, Reply, Turn
 from handlers.auth import (
     authenticated_user_id,
-    refuse_if_limited,
     request_token,
     require_user,
     user_id_from_token,
@@ -45,7 +44,6 @@ log = logging.getLogger("privia.chat")
 TITLE_LENGTH = 40
 KEEPALIVE_SECONDS = 15.0
 ENGINE_FAILED = "The engine failed while writing the reply"
-TOO_MANY_QUESTIONS = "Too many questions; wait a moment before asking again"
 BUSY = 'A reply is already being written; send {"type": "stop"} to stop it first'
 
 
@@ -276,7 +274,13 @@ async def begin_exchange(state: State, user_id: str, body: dict) -> Exchange:
 
     # Counted per user before anything is stored: each question costs a
     # write and an engine call, which one account must not be able to flood.
-    refuse_if_limited(state.questions, user_id, TOO_MANY_QUESTIONS)
+    wait = state.questions.retry_after(user_id)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            f"Too many questions; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
     state.questions.add(user_id)
 
     return await state.db.write(
@@ -299,9 +303,13 @@ async def answer_question(request: Request) -> JSONResponse:
 
     exchange = await begin_exchange(state, user_id, body)
     pump = ReplyPump(state.engine, exchange)
-    item = await pump.next()
-    while isinstance(item, str):
+    watcher = asyncio.create_task(stop_when_client_leaves(request, pump))
+    try:
         item = await pump.next()
+        while isinstance(item, str):
+            item = await pump.next()
+    finally:
+        watcher.cancel()
 
     message_id = await save_reply(state.db, exchange.conversation_id, pump.text)
     if isinstance(item, _Failed):
@@ -314,6 +322,18 @@ async def answer_question(request: Request) -> JSONResponse:
         }
         | pump.metadata()
     )
+
+
+async def stop_when_client_leaves(request: Request, pump: ReplyPump) -> None:
+    """Stop the engine if the client hangs up before its one JSON answer is ready.
+
+    The body has been read, so the next message the server sends is the
+    disconnect; what the engine wrote until then is stored as usual.
+    """
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    log.info("client left before the reply was done; stopping the engine")
+    await pump.stop()
 
 
 # POST /api/stream
@@ -529,7 +549,10 @@ class ChatSession:
         try:
             exchange = await begin_exchange(self.state, self.user_id, frame)
         except HTTPException as error:
-            await self.send({"type": "error", "content": error.detail})
+            frame = {"type": "error", "content": error.detail}
+            if error.headers and "Retry-After" in error.headers:
+                frame["retry_after"] = int(error.headers["Retry-After"])
+            await self.send(frame)
             return
 
         started = time.monotonic()

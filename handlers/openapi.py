@@ -481,6 +481,7 @@ WEB_PATHS = {
             "operationId": "sign_out",
             "summary": "Forget the browser's session; takes no body",
             "responses": {"204": answer("Signed out", headers=SESSION_COOKIE)}
+            | errors(413)
             | NOT_OUR_ORIGIN,
         }
     },

@@ -103,7 +103,7 @@ async def sign_in(request: Request) -> JSONResponse:
 async def sign_out(request: Request) -> Response:
     """Forget the browser's session."""
     require_same_origin(request)
-    response = Response(status_code=204)
+    response = Response(status_code=204, headers={"Cache-Control": "no-store"})
     clear_session_cookie(response, request)
     return response
 

@@ -207,7 +207,9 @@ def test_questions_are_limited_per_user_across_every_transport(settings, engine)
         auth = AuthActions(client)
         ada, bob = auth.headers("ada@example.com"), auth.headers("bob@example.com")
         assert client.post("/api/query", json={"question": "1"}, headers=ada).is_success
-        assert client.post("/api/stream", json={"question": "2"}, headers=ada).is_success
+        assert client.post(
+            "/api/stream", json={"question": "2"}, headers=ada
+        ).is_success
         with client.websocket_connect("/api/ws/chat", headers=ada) as ws:
             ws.send_text("3")
             while ws.receive_json()["type"] != "done":
@@ -218,12 +220,16 @@ def test_questions_are_limited_per_user_across_every_transport(settings, engine)
         refused = client.post("/api/query", json={"question": "5"}, headers=ada)
         other_user = client.post("/api/query", json={"question": "6"}, headers=bob)
 
+    wait = refused_frame["retry_after"]
+    assert 1 <= wait <= 60
     assert refused_frame == {
         "type": "error",
-        "content": "Too many questions; wait a moment before asking again",
+        "content": f"Too many questions; try again in {wait} seconds",
+        "retry_after": wait,
     }
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["detail"].startswith("Too many questions; try again in")
     assert other_user.status_code == 200
     with sqlite3.connect(settings.database) as conn:
         questions = conn.execute(
