@@ -71,87 +71,55 @@ def optional(cast: Callable[[str], T]) -> Callable[[str], T | None]:
     return read
 
 
+def origins(value: str) -> tuple[str, ...]:
+    return tuple(CommaSeparatedStrings(value))
+
+
+# Each setting's environment variable and how its text is read; a variable that
+# is not set leaves the default in `Settings`.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "env": ("ENV", str),
+    "host": ("HOST", str),
+    "port": ("PORT", int),
+    "database": ("PRIVIA_DATABASE", Path),
+    "secret_key": ("PRIVIA_SECRET_KEY", optional(str)),
+    "token_ttl_seconds": ("PRIVIA_TOKEN_TTL_SECONDS", int),
+    "allowed_origins": ("PRIVIA_ALLOWED_ORIGINS", origins),
+    "oauth_secret": ("PRIVIA_OAUTH_SECRET", str),
+    "google_client_id": ("PRIVIA_GOOGLE_CLIENT_ID", str),
+    "google_client_secret": ("PRIVIA_GOOGLE_CLIENT_SECRET", str),
+    "github_client_id": ("PRIVIA_GITHUB_CLIENT_ID", str),
+    "github_client_secret": ("PRIVIA_GITHUB_CLIENT_SECRET", str),
+    "engine": ("PRIVIA_ENGINE", str),
+    "stub_delay_ms": ("PRIVIA_STUB_DELAY_MS", int),
+    "openai_base_url": ("PRIVIA_OPENAI_BASE_URL", str),
+    "openai_api_key": ("PRIVIA_OPENAI_API_KEY", str),
+    "model": ("PRIVIA_MODEL", str),
+    "system_prompt": ("PRIVIA_SYSTEM_PROMPT", str),
+    "temperature": ("PRIVIA_TEMPERATURE", optional(float)),
+    "max_tokens": ("PRIVIA_MAX_TOKENS", optional(int)),
+    "openai_connect_timeout_seconds": ("PRIVIA_OPENAI_CONNECT_TIMEOUT_SECONDS", float),
+    "openai_read_timeout_seconds": ("PRIVIA_OPENAI_READ_TIMEOUT_SECONDS", float),
+    "history_messages": ("PRIVIA_HISTORY_MESSAGES", int),
+    "conversation_cooldown_seconds": ("PRIVIA_CONVERSATION_COOLDOWN_SECONDS", float),
+    "password_rounds": ("PRIVIA_PASSWORD_ROUNDS", int),
+    "max_question_chars": ("PRIVIA_MAX_QUESTION_CHARS", int),
+    "login_max_failures": ("PRIVIA_LOGIN_MAX_FAILURES", int),
+    "login_max_failures_per_address": ("PRIVIA_LOGIN_MAX_FAILURES_PER_ADDRESS", int),
+    "login_window_seconds": ("PRIVIA_LOGIN_WINDOW_SECONDS", float),
+    "signups_per_hour": ("PRIVIA_SIGNUPS_PER_HOUR", int),
+    "questions_per_minute": ("PRIVIA_QUESTIONS_PER_MINUTE", int),
+    "max_body_bytes": ("PRIVIA_MAX_BODY_BYTES", int),
+}
+
+
 def load_settings(env_file: str | Path = ".env") -> Settings:
     """Read the settings from the environment and the optional .env file."""
     config = Config(env_file if Path(env_file).is_file() else None)
-    defaults = Settings()
+    given = {
+        name: config(variable, cast=cast, default=None)
+        for name, (variable, cast) in ENVIRONMENT.items()
+    }
     return Settings(
-        env=config("ENV", default=defaults.env),
-        host=config("HOST", default=defaults.host),
-        port=config("PORT", cast=int, default=defaults.port),
-        database=config("PRIVIA_DATABASE", cast=Path, default=defaults.database),
-        secret_key=config("PRIVIA_SECRET_KEY", default=None) or None,
-        token_ttl_seconds=config(
-            "PRIVIA_TOKEN_TTL_SECONDS", cast=int, default=defaults.token_ttl_seconds
-        ),
-        allowed_origins=tuple(
-            config(
-                "PRIVIA_ALLOWED_ORIGINS",
-                cast=CommaSeparatedStrings,
-                default=",".join(defaults.allowed_origins),
-            )
-        ),
-        oauth_secret=config("PRIVIA_OAUTH_SECRET", default=""),
-        google_client_id=config("PRIVIA_GOOGLE_CLIENT_ID", default=""),
-        google_client_secret=config("PRIVIA_GOOGLE_CLIENT_SECRET", default=""),
-        github_client_id=config("PRIVIA_GITHUB_CLIENT_ID", default=""),
-        github_client_secret=config("PRIVIA_GITHUB_CLIENT_SECRET", default=""),
-        engine=config("PRIVIA_ENGINE", default=defaults.engine),
-        stub_delay_ms=config(
-            "PRIVIA_STUB_DELAY_MS", cast=int, default=defaults.stub_delay_ms
-        ),
-        openai_base_url=config("PRIVIA_OPENAI_BASE_URL", default=""),
-        openai_api_key=config("PRIVIA_OPENAI_API_KEY", default=""),
-        model=config("PRIVIA_MODEL", default=""),
-        system_prompt=config("PRIVIA_SYSTEM_PROMPT", default=""),
-        temperature=config("PRIVIA_TEMPERATURE", cast=optional(float), default=""),
-        max_tokens=config("PRIVIA_MAX_TOKENS", cast=optional(int), default=""),
-        openai_connect_timeout_seconds=config(
-            "PRIVIA_OPENAI_CONNECT_TIMEOUT_SECONDS",
-            cast=float,
-            default=defaults.openai_connect_timeout_seconds,
-        ),
-        openai_read_timeout_seconds=config(
-            "PRIVIA_OPENAI_READ_TIMEOUT_SECONDS",
-            cast=float,
-            default=defaults.openai_read_timeout_seconds,
-        ),
-        history_messages=config(
-            "PRIVIA_HISTORY_MESSAGES", cast=int, default=defaults.history_messages
-        ),
-        conversation_cooldown_seconds=config(
-            "PRIVIA_CONVERSATION_COOLDOWN_SECONDS",
-            cast=float,
-            default=defaults.conversation_cooldown_seconds,
-        ),
-        password_rounds=config(
-            "PRIVIA_PASSWORD_ROUNDS", cast=int, default=defaults.password_rounds
-        ),
-        max_question_chars=config(
-            "PRIVIA_MAX_QUESTION_CHARS", cast=int, default=defaults.max_question_chars
-        ),
-        login_max_failures=config(
-            "PRIVIA_LOGIN_MAX_FAILURES", cast=int, default=defaults.login_max_failures
-        ),
-        login_max_failures_per_address=config(
-            "PRIVIA_LOGIN_MAX_FAILURES_PER_ADDRESS",
-            cast=int,
-            default=defaults.login_max_failures_per_address,
-        ),
-        login_window_seconds=config(
-            "PRIVIA_LOGIN_WINDOW_SECONDS",
-            cast=float,
-            default=defaults.login_window_seconds,
-        ),
-        signups_per_hour=config(
-            "PRIVIA_SIGNUPS_PER_HOUR", cast=int, default=defaults.signups_per_hour
-        ),
-        questions_per_minute=config(
-            "PRIVIA_QUESTIONS_PER_MINUTE",
-            cast=int,
-            default=defaults.questions_per_minute,
-        ),
-        max_body_bytes=config(
-            "PRIVIA_MAX_BODY_BYTES", cast=int, default=defaults.max_body_bytes
-        ),
+        **{name: value for name, value in given.items() if value is not None}
     )

@@ -133,3 +133,11 @@ def test_the_environment_wins_over_the_env_file(from_file, from_environment):
         assert load_with({}, env_file).signups_per_hour == from_file
         environ = {"PRIVIA_SIGNUPS_PER_HOUR": str(from_environment)}
         assert load_with(environ, env_file).signups_per_hour == from_environment
+
+
+def test_every_setting_has_its_environment_variable():
+    import dataclasses
+
+    from settings import ENVIRONMENT, Settings
+
+    assert set(ENVIRONMENT) == {field.name for field in dataclasses.fields(Settings)}
