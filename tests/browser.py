@@ -6,13 +6,9 @@ downloads a browser.
 """
 
 import re
-import threading
-import time
 from pathlib import Path
 
-import uvicorn
-
-from live import ROOT, free_port
+from live import ROOT, ThreadServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,35 +23,9 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "test-screenshots"
 
 
-class ThreadServer:
-    """An ASGI app under uvicorn on a free port, in a daemon thread."""
-
-    def __init__(self, app):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            ws="websockets-sansio",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
+def serve_in_thread(app):
+    """Serve app from a thread, as Privia is served: WebSockets and lifespan on."""
+    return ThreadServer(app, log_level="warning", ws="websockets-sansio", lifespan="on")
 
 
 class Screenshots:

@@ -4,10 +4,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import requests
+import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,6 +18,34 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ThreadServer:
+    """An ASGI app under uvicorn in a daemon thread of this process, on a free port.
+
+    `config` goes to uvicorn.Config as it is: each caller picks its logging,
+    lifespan and protocols.
+    """
+
+    def __init__(self, app, **config):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **config)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
 
 
 class LiveServer:

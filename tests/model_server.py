@@ -9,12 +9,9 @@ every request it gets, and whether the client hung up before it was done.
 import asyncio
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 
-import uvicorn
-
-from live import free_port
+from live import ThreadServer
 
 MODEL = "test-model-7b"
 
@@ -160,34 +157,16 @@ def parse(raw):
         return raw
 
 
-class RunningModelServer:
+class RunningModelServer(ThreadServer):
     """The ModelServer under uvicorn in a thread of its own, on a free port."""
 
     def __init__(self):
         self.app = ModelServer()
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        config = uvicorn.Config(
+        super().__init__(
             self.app,
-            host="127.0.0.1",
-            port=self.port,
             loop="asyncio",
             lifespan="off",
             log_level="critical",
             timeout_graceful_shutdown=1,
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test model server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.base_url = f"{self.url}/v1"

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import CHROMIUM, CHROMIUM_ARGS, Screenshots, ThreadServer
+from browser import CHROMIUM, CHROMIUM_ARGS, Screenshots, serve_in_thread
 from engines.stub import STUB_REPLY, StubEngine
 from fakes import ScriptedEngine
 from live import LiveServer
@@ -50,7 +50,7 @@ def server(tmp_path, engine):
         password_rounds=1000,
         conversation_cooldown_seconds=0,
     )
-    server = ThreadServer(create_app(settings, engine)).start()
+    server = serve_in_thread(create_app(settings, engine)).start()
     server.app = server.server.config.app
     server.database = settings.database
     yield server
@@ -406,7 +406,7 @@ def test_a_lost_connection_is_shown_with_a_retry(page, server, shots):
 @pytest.fixture
 def provider(server):
     provider = PretendProvider()
-    provider_server = ThreadServer(provider.app).start()
+    provider_server = serve_in_thread(provider.app).start()
     github = provider.provider(provider_server.url)
     server.app.state.oauth_providers = {"github": github}
     yield provider
